@@ -1,0 +1,31 @@
+# Set-up is part of every target: a fresh clone needs only Python 3.13, Node 20 + npm, and make.
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: sample test bench schema clean
+
+sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
+	$(PY) -m local_runner run samples/acme/events.json
+
+test: $(VENV)/.installed node_modules/.installed  ## the whole test suite (starts Azurite itself)
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
+	$(PY) -m bench.run
+
+schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the config models
+	$(PY) -m local_runner schema --write schema/processors.schema.json
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
+	"$(PYTHON)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules out .pytest_cache

@@ -1,0 +1,1 @@
+"""The local runner: executes the pipeline's one orchestration on this machine."""

@@ -1,0 +1,131 @@
+"""python -m local_runner {run,validate,schema}: run a sourcemart/table config on this machine.
+
+  run CONFIG [--dry-run] [--workers N] [--manifest FILE]   run it; print the manifest (JSON)
+  validate CONFIG...                                      check configs; errors name file and JSON path
+  schema [--write FILE]                                   print (or write) the config's JSON Schema
+
+Exit codes: 0 done, 1 the run failed, 2 a config is invalid.
+Relative local paths in a config are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from pipeline.config import ConfigError, json_schema, load_config
+from pipeline.settings import redact
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+def cmd_validate(args) -> int:
+    bad = 0
+    for path in args.configs:
+        try:
+            load_config(path)
+            print(f"{path}: ok")
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            bad += 1
+    return 2 if bad else 0
+
+
+def cmd_schema(args) -> int:
+    text = _dump(json_schema()) + "\n"
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def dry_run(config: dict) -> dict:
+    """The planned units of each processor. A processor that reads the previous one's outputs
+    is planned as 'one unit per output' (they exist only once that one has run)."""
+    from mounters import describe
+    from pipeline.units import plan_units, processor_label
+
+    plan = []
+    for i, p in enumerate(config["processors"]):
+        dest = describe(p["processor_config"]["dest"])
+        if p["processor_config"].get("src") is None:
+            plan.append({"index": i, "processor": processor_label(p), "units": f"one per output of processor {i - 1}",
+                         "dest": dest})
+            continue
+        units = plan_units(p, None)
+        plan.append({"index": i, "processor": processor_label(p), "dest": dest, "units": len(units),
+                     "sources": [{"src": describe(u["src"]["location"]), "name": u["src"]["name"],
+                                  "bytes": u["src"]["size"]} for u in units]})
+    return {"dry_run": True, "sourcemart": config.get("sourcemart"), "table": config.get("table"), "plan": plan}
+
+
+def cmd_run(args) -> int:
+    from local_runner.executor import run_orchestration
+    from local_runner.progress import Progress
+    from pipeline.activities import ACTIVITIES
+    from pipeline.orchestration import orchestrate
+
+    try:
+        config = load_config(args.config).model_dump(exclude_none=True)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        if args.dry_run:
+            result = dry_run(config)
+        else:
+            with Progress(enabled=not args.quiet) as progress:
+                result = run_orchestration(orchestrate, {"config": config}, ACTIVITIES, workers=args.workers,
+                                           on_status=progress.on_status, on_unit_done=progress.on_unit_done)
+    except Exception as exc:
+        print(f"run failed: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    text = _dump(result) + "\n"
+    if args.manifest:
+        with open(args.manifest, "w", encoding="utf-8") as f:
+            f.write(text)
+    sys.stdout.write(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a sourcemart/table config")
+    p.add_argument("config")
+    p.add_argument("--dry-run", action="store_true", help="print the planned units; move no data")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="units run at once")
+    p.add_argument("--manifest", help="also write the manifest to this file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("validate", help="validate configs")
+    p.add_argument("configs", nargs="+")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("schema", help="print the config JSON Schema")
+    p.add_argument("--write", metavar="FILE")
+    p.set_defaults(func=cmd_schema)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    return args.func(args)

@@ -1,0 +1,46 @@
+"""Local paths: this machine's folders, and network shares mounted on it (SMB/NFS/Azure Files)."""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from mounters.base import select
+
+# Large reads: a network share pays per round trip.
+READ_BUFFER = 1 << 20
+
+
+def describe(location: dict) -> str:
+    return f"local:{location['path']}"
+
+
+def list_files(location: dict) -> list[dict]:
+    sel = select(location["path"])
+    if sel.exact is not None:
+        if not os.path.isfile(sel.exact):
+            raise FileNotFoundError(f"{describe(location)}: no such file")
+        candidates = [sel.exact]
+    else:
+        root = sel.base or "."
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{describe(location)}: folder {root!r} does not exist")
+        candidates = []
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            prefix = sel.base + ("" if rel == "." else rel + "/")
+            candidates.extend(prefix + f for f in files)
+    out = []
+    for full in sorted(candidates):
+        if sel.matches(full):
+            out.append({"location": {**location, "path": full}, "name": full[len(sel.base):],
+                        "size": os.path.getsize(full)})
+    return out
+
+
+def open_source(location: dict, seekable: bool = False) -> BinaryIO:
+    try:
+        return open(location["path"], "rb", buffering=READ_BUFFER)
+    except OSError as exc:
+        raise FileNotFoundError(f"{describe(location)}: {exc.strerror}") from None

@@ -1,0 +1,21 @@
+"""The activity bodies, cloud-agnostic: each takes and returns JSON-able dicts. The local runner
+calls them in its worker pool; the Azure shim registers them as activity functions."""
+
+from __future__ import annotations
+
+from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITY
+
+
+def list_units(payload: dict) -> list[dict]:
+    from pipeline.units import plan_units
+
+    return plan_units(payload["processor"], payload.get("previous_outputs"))
+
+
+def run_unit(payload: dict) -> dict:
+    from processors import run_unit as run
+
+    return run(payload)
+
+
+ACTIVITIES = {LIST_ACTIVITY: list_units, UNIT_ACTIVITY: run_unit}

@@ -1,0 +1,21 @@
+"""copy: source -> destination byte stream (the Collector's "SrcToRaw" step)."""
+
+from __future__ import annotations
+
+from mounters import open_source
+from processors.stream import copy_stream, source_stats
+from writers import OutputSet
+
+
+def output_name(src_name: str) -> str:
+    return src_name
+
+
+def run(processor, src: dict) -> dict:
+    cfg = processor.processor_config
+    dest = cfg.dest.model_dump()
+    with open_source(src["location"]) as f, OutputSet() as outs:
+        with outs.create(dest, output_name(src["name"])) as sink:
+            copy_stream(f, sink)
+        stats = source_stats(f, src)
+    return {**stats, "outputs": outs.outputs}

@@ -1,0 +1,46 @@
+"""zip (zip64 included): stored, deflate, bzip2 and lzma members, streamed one after another.
+
+zipfile needs a seekable source (it reads the central directory at the end first): local files
+are, blob and HTTP sources get the ranged reader. Every member is checked against the central
+directory before anything is written, so an encrypted or Deflate64 member fails the archive
+up front with a message naming it and its method."""
+
+from __future__ import annotations
+
+import zipfile
+
+from processors.decompress import MemberError, extract
+
+SUPPORTED = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+METHOD_NAMES = {0: "stored", 1: "shrink", 6: "implode", 8: "deflate", 9: "Deflate64", 12: "bzip2", 14: "lzma",
+                93: "zstd", 95: "xz", 96: "JPEG", 97: "WavPack", 98: "PPMd", 99: "AES-encrypted"}
+
+
+def check_member(info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1 or info.compress_type == 99:
+        raise MemberError(f"member {info.filename!r} is encrypted; encrypted archives are not supported")
+    if info.compress_type not in SUPPORTED:
+        method = METHOD_NAMES.get(info.compress_type, "unknown")
+        raise MemberError(f"member {info.filename!r} uses compression method {info.compress_type} ({method}), "
+                          "which is not supported (supported: stored, deflate, bzip2, lzma)")
+
+
+def members(f):
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile as exc:
+        raise MemberError(f"not a readable zip archive: {exc}") from None
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    for info in infos:
+        check_member(info)
+    for info in infos:
+        try:
+            stream = archive.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+            raise MemberError(f"member {info.filename!r}: {exc}") from None
+        with stream:
+            yield info.filename, stream
+
+
+def run(processor, src: dict) -> dict:
+    return extract(processor, src, True, members, (".zip",))

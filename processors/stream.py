@@ -1,0 +1,45 @@
+"""Byte streaming shared by the processors: readinto() into one reused buffer, never the whole file."""
+
+from __future__ import annotations
+
+import os
+
+from mounters import describe
+
+COPY_BUFFER = 1 << 20
+
+
+def copy_stream(src, dst, buffer_size: int = COPY_BUFFER) -> int:
+    buf = bytearray(buffer_size)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = src.readinto(view)
+        if not n:
+            return total
+        dst.write(view[:n])
+        total += n
+
+
+def source_stats(f, src: dict) -> dict:
+    """What was read from a source: its size, and for ranged readers the bytes actually fetched."""
+    stats = {"src": describe(src["location"]), "src_location": src["location"], "src_bytes": src.get("size")}
+    raw = getattr(f, "raw", None)
+    if hasattr(raw, "bytes_fetched"):
+        stats["src_bytes"] = raw.size
+        stats["bytes_fetched"] = raw.bytes_fetched
+        stats["fetch_requests"] = raw.requests
+    elif stats["src_bytes"] is None and hasattr(f, "fileno"):
+        try:
+            stats["src_bytes"] = os.fstat(f.fileno()).st_size
+        except (OSError, ValueError):
+            pass
+    return stats
+
+
+def replace_suffix(name: str, suffixes: tuple[str, ...], new: str = "") -> str:
+    lower = name.lower()
+    for s in suffixes:
+        if lower.endswith(s) and len(name) > len(s):
+            return name[: -len(s)] + new
+    return name + new

@@ -1,0 +1,90 @@
+"""Shared fixtures: real parts only. Azurite (npm azurite@3.35.0 from package-lock.json) and a
+local HTTP server are started by the test session on 127.0.0.1 and stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Azurite's documented development account: public, not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """A real Azurite blob service; yields its connection string."""
+    binary = ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        pytest.fail("Azurite is not installed: run `make test` (it runs npm ci from package-lock.json)")
+    workspace = tempfile.mkdtemp(prefix="azurite-")
+    port = free_port()
+    log = open(os.path.join(workspace, "azurite.log"), "w")
+    proc = subprocess.Popen(
+        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", workspace,
+         "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+               f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+@pytest.fixture
+def blob_env(azurite, monkeypatch):
+    """RAW_STORAGE names the Azurite connection string, as an app setting would in Azure.
+    Yields a BlobServiceClient for arranging and checking blobs, and a fresh container name."""
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("RAW_STORAGE", azurite)
+    client = BlobServiceClient.from_connection_string(azurite)
+    name = f"t{os.urandom(6).hex()}"
+    client.create_container(name)
+    yield client, name
+    client.delete_container(name)
+
+
+def run_cli(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout: float = 600):
+    """Run `python -m local_runner ...` in a child process (as a user would)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "local_runner", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

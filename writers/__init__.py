@@ -1,0 +1,23 @@
+"""Destinations. One module per location type; each provides
+
+    open_sink(folder_location, name) -> Sink   (see writers.base for the commit/abort contract)
+
+Modules are imported on first use (azure.storage.blob is heavy; local runs never load it)."""
+
+from __future__ import annotations
+
+import importlib
+
+from writers.base import OutputSet, Sink
+
+_TYPES = {"local": "writers.local", "blob": "writers.blob"}
+
+__all__ = ["OutputSet", "Sink", "open_sink"]
+
+
+def open_sink(folder: dict, name: str) -> Sink:
+    try:
+        module = importlib.import_module(_TYPES[folder["type"]])
+    except KeyError:
+        raise ValueError(f"location type {folder.get('type')!r} cannot be written to") from None
+    return module.open_sink(folder, name)

@@ -1,0 +1,63 @@
+"""Azure Blob Storage destinations: a block blob written as staged blocks of `block_size` bytes,
+made visible only by committing the block list once the unit succeeded. On failure nothing is
+committed: a pre-existing blob keeps its content, and the service discards uncommitted blocks.
+Memory is one block, whatever the blob's size."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from azure.core.exceptions import AzureError
+from azure.storage.blob import BlobBlock, ContentSettings
+
+from mounters.blob import DEFAULT_BLOCK, container_client, describe
+from writers.base import Sink
+
+_CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
+
+
+class BlobSink(Sink):
+    def __init__(self, folder: dict, name: str):
+        location = {**folder, "path": folder.get("path", "") + name}
+        super().__init__(location, describe(location))
+        self._blob = container_client(location).get_blob_client(location["path"])
+        self._block_size = folder.get("block_size", DEFAULT_BLOCK)
+        self._buf = bytearray()
+        self._blocks: list[BlobBlock] = []
+        # Unique per writer: a retried unit writing the same blob never mixes its blocks with ours.
+        self._prefix = uuid.uuid4().hex
+
+    def _write(self, b) -> None:
+        self._buf += b
+        while len(self._buf) >= self._block_size:
+            self._stage(bytes(self._buf[: self._block_size]))
+            del self._buf[: self._block_size]
+
+    def _stage(self, data: bytes) -> None:
+        block_id = base64.b64encode(f"{self._prefix}-{len(self._blocks):08d}".encode()).decode()
+        try:
+            self._blob.stage_block(block_id, data, length=len(data))
+        except AzureError as exc:
+            raise OSError(f"{self.label}: staging block {len(self._blocks)} failed: {type(exc).__name__}") from exc
+        self._blocks.append(BlobBlock(block_id))
+
+    def _finish(self) -> None:
+        if self._buf:
+            self._stage(bytes(self._buf))
+        self._buf = bytearray()
+
+    def _commit(self) -> None:
+        ext = "." + self.location["path"].rsplit(".", 1)[-1].lower() if "." in self.location["path"] else ""
+        settings = ContentSettings(content_type=_CONTENT_TYPES.get(ext, "application/octet-stream"))
+        try:
+            self._blob.commit_block_list(self._blocks, content_settings=settings)
+        except AzureError as exc:
+            raise OSError(f"{self.label}: commit failed: {type(exc).__name__}") from exc
+
+    def _abort(self) -> None:
+        self._buf = bytearray()  # staged blocks stay uncommitted; the service garbage-collects them
+
+
+def open_sink(folder: dict, name: str) -> Sink:
+    return BlobSink(folder, name)
