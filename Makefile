@@ -1,5 +1,7 @@
 # Set-up is part of every target: a fresh clone needs only Python 3.13, Node 20 + npm, and make.
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+# The first Python 3.13 that actually runs (a pyenv shim on PATH may exist and still fail).
+PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.13.*/bin/python3.13 python3.13; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -18,7 +20,7 @@ schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the
 	$(PY) -m local_runner schema --write schema/processors.schema.json
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
