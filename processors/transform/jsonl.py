@@ -1,37 +1,51 @@
-"""transform JSONL -> CSV, streamed in chunks of lines.
+"""transform JSONL -> CSV, streamed in chunks of whole lines (about 1 MiB each).
 
-Per chunk (1 MiB of whole lines): orjson parses each line, a row function *generated for the
-configured columns* pulls the values out without a Python call per column, and csv.writer
-writes the whole chunk at once. If anything in a chunk is off (a bad line, a non-object line,
-an integer too big for orjson) the chunk is redone line by line on the slow path, which finds
-the line, names it (file:line) and applies on_error. So the common case pays nothing for
-error handling, and the output is the same either way.
+Per chunk: orjson parses each line, and a function *generated for the configured columns*
+walks each path, formats and escapes every value and builds the CSV line, with no Python call
+per column on the common path. A chunk with anything unusual (a bad line, a line that is not an
+object, a blank line, a number of 20+ digits) is redone line by line on the slow path, which
+names the bad line (file:line), applies on_error, and parses long numbers exactly. Both paths
+share the generated function, so they write the same bytes.
 
-Values: strings as they are; integers exactly; floats as the shortest text that parses back
-to the same double (1.10 -> 1.1); booleans `true`/`false`; lists and objects as compact JSON;
-JSON null as `null_text`; a missing key (or a path through a non-object) as empty.
+Values: strings as they are; integers exactly (big ones too); other numbers as the shortest text
+that reads back as the same double (1.10 -> 1.1, 1e5 -> 100000.0, 1e16 -> 1e+16); booleans `true`/`false`;
+lists and objects as compact JSON; JSON null as `null_text`; a missing key, or a path through
+something that is not an object, as empty.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
-from contextlib import ExitStack
+import threading
+from contextlib import ExitStack, contextmanager
 
 import orjson
 
 from mounters import open_source
 from processors.stream import replace_suffix, source_stats
 from writers import OutputSet
-from writers.csv_text import open_csv
+from writers.csv_text import CsvFormat, open_text
 
 CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-# orjson parses integers beyond 64 bits as floats, silently losing digits. On the slow path a
-# line holding a run of 19+ digits is parsed by the stdlib parser instead (exact big integers).
-_LONG_DIGITS = re.compile(rb"\d{19}")
 _SUFFIXES = (".jsonl", ".ndjson", ".json", ".txt")
+
+# orjson reads integers outside -2**63..2**64-1 as floats, silently losing digits. A chunk with an
+# integer of 20+ digits (or a negative one of 19+) goes to the slow path, where such lines use the
+# stdlib parser. The check maps digits to '0' and the bytes that can precede a JSON number to ':'
+# (a fraction's digits follow '.', so they never match), then does two substring searches:
+# ~1 GB/s, where a regex manages ~70 MB/s.
+_NUMBER_SHAPE = bytes.maketrans(b"123456789[, \t\r\n", b"000000000::::::")
+_LONG = b":" + b"0" * 20
+_LONG_NEGATIVE = b"-" + b"0" * 19
+
+
+def has_long_number(data: bytes) -> bool:
+    t = data.translate(_NUMBER_SHAPE)
+    return _LONG in t or _LONG_NEGATIVE in t
 
 
 class BadLine(ValueError):
@@ -57,144 +71,177 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _exact_loads(line: bytes):
-    """The slow path's parser: stdlib json keeps big integers exact; NaN/Infinity are errors."""
-    def finite(text):
-        value = float(text)
-        if math.isinf(value):
-            raise ValueError(f"number {text} is out of range")
-        return value
-
-    return json.loads(line, parse_constant=_reject_constant, parse_float=finite)
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
 
 
-class _MaybeInexact(Exception):
-    """A float that may be a big integer orjson rounded; the chunk is redone exactly."""
+def exact_loads(line: bytes):
+    """The slow path's parser for long numbers: stdlib json keeps big integers exact."""
+    return json.loads(line, parse_constant=_reject_constant, parse_float=_finite)
 
 
-# orjson parses -2**63 .. 2**64-1 exactly; a float this large may have been an integer literal.
-_BIG = 9.2e18
-# Exponent notation in orjson's output of a list/object: the same doubt, nested.
-_EXPONENT = re.compile(rb"\de")
+def _dumps_big(value) -> str:
+    """Lists/objects holding an integer beyond 64 bits (from the exact parser), which orjson refuses."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def build_row_function(columns, null_text: str, check_exact: bool):
-    """Generate `rows(objs) -> list[tuple]` specialised to the columns (one inlined path per column).
+def build_line_function(columns, fmt: CsvFormat, null_text: str):
+    """Generate `lines(objs) -> str`: the CSV text of those objects, one inlined path per column.
 
-    check_exact: raise _MaybeInexact on a float that could be a rounded big integer (fast path)."""
+    Per value, by type: str (escaped only if needed), int (str), float (orjson's shortest
+    round-trip text: 3x faster than repr), list/object (compact JSON, escaped), and the constants
+    true/false/null/missing (escaped once, here)."""
     distinguish_null = null_text != ""
-    env = {"MISSING": MISSING, "BadLine": BadLine, "Inexact": _MaybeInexact, "BIG": _BIG}
-    env["SPECIAL"] = frozenset([bool, dict, list] + ([type(None), _Missing] if distinguish_null else []))
-    lines = ["def rows(objs):", "    out = []", "    append = out.append", "    for o in objs:",
-             "        if o.__class__ is not dict:",
-             "            raise BadLine('not a JSON object')"]
-    names = []
-    miss = "MISSING" if distinguish_null else "None"  # null and missing both print as '' by default
+    minimal = fmt.quoting == "minimal"
+    env = {"MISSING": MISSING, "BadLine": BadLine, "NEEDS": fmt.needs_quote, "Q": fmt.quote, "TEXT": fmt.text,
+           "NUM": fmt.number, "DUMPS": orjson.dumps, "DUMPS_BIG": _dumps_big,
+           "CONST": {True: fmt.text("true"), False: fmt.text("false"), None: fmt.text(null_text),
+                     MISSING: fmt.text("")}}
+    code = ["def lines(objs):", "    out = []", "    append = out.append", "    for o in objs:",
+            "        if o.__class__ is not dict:", "            raise BadLine('not a JSON object')"]
+    miss = "MISSING" if distinguish_null else "None"  # null and missing both print as null_text=''
     default = ", MISSING" if distinguish_null else ""
+    number = "{}" if fmt.quoting != "all" else "NUM({})"
+    names = []
+    nodes: dict[tuple, str] = {}  # a shared path prefix ('user' of user.id, user.name) is looked up once per row
+
+    def lookup(target: str, holder: str, key: str) -> None:
+        get, k = f"{holder}.get({key!r}{default})", key
+        if k.isdigit():  # a list index (or an object key that looks like one)
+            n = int(k)
+            code.append(f"        {target} = {get} if {holder}.__class__ is dict else "
+                        f"({holder}[{n}] if {holder}.__class__ is list and len({holder}) > {n} else {miss})")
+        elif holder == "o":
+            code.append(f"        {target} = {get}")
+        else:
+            code.append(f"        {target} = {get} if {holder}.__class__ is dict else {miss}")
+
     for i, column in enumerate(columns):
         v = f"c{i}"
         names.append(v)
-        for depth, key in enumerate(column.segments):
-            holder, k = ("o" if depth == 0 else v), repr(key)
-            get = f"{holder}.get({k}{default})"
-            if key.isdigit():  # a list index, or a key that looks like one
-                n = int(key)
-                lines.append(f"        {v} = {get} if {holder}.__class__ is dict else "
-                             f"({holder}[{n}] if {holder}.__class__ is list and len({holder}) > {n} else {miss})")
-            elif depth == 0:
-                lines.append(f"        {v} = {get}")
-            else:
-                lines.append(f"        {v} = {get} if {holder}.__class__ is dict else {miss}")
-        lines.append(f"        if {v}.__class__ in SPECIAL: {v} = fmt({v})")
-        if check_exact:
-            lines.append(f"        elif {v}.__class__ is float and not -BIG < {v} < BIG: raise Inexact")
-    lines.append(f"        append(({', '.join(names)},))")
-    lines.append("    return out")
+        segments = tuple(column.segments)
+        holder = "o"
+        for depth in range(len(segments) - 1):
+            prefix = segments[: depth + 1]
+            if prefix not in nodes:
+                nodes[prefix] = f"n{len(nodes)}"
+                lookup(nodes[prefix], holder, segments[depth])
+            holder = nodes[prefix]
+        lookup(v, holder, segments[-1])
+        escape = "if NEEDS({0}): {0} = '\"' + {0}.replace('\"', '\"\"') + '\"'" if minimal else "{0} = TEXT({0})"
+        code += [
+            f"        if {v}.__class__ is str:",
+            "            " + escape.format(v),
+            f"        elif {v}.__class__ is int: {v} = " + number.format(f"str({v})"),
+            f"        elif {v}.__class__ is float: {v} = " + number.format(f"DUMPS({v}).decode()"),
+            f"        elif {v}.__class__ is list or {v}.__class__ is dict:",
+            f"            try: {v} = DUMPS({v}).decode()",
+            f"            except TypeError: {v} = DUMPS_BIG({v})",
+            "            " + escape.format(v),
+            f"        else: {v} = CONST[{v}]",
+        ]
+    if len(names) == 1:
+        code.append("        if not c0: c0 = '\"\"'")  # a lone empty field would read back as a blank line
+    delimiter = fmt.delimiter.replace("{", "{{").replace("}", "}}")
+    template = delimiter.join("{%s}" % n for n in names) + fmt.newline
+    code.append(f"        append(f{template!r})")
+    code.append("    return ''.join(out)")
+    exec(compile("\n".join(code), "<jsonl-to-csv>", "exec"), env)
+    return env["lines"]
 
-    def fmt(value):
-        if value is True:
-            return "true"
-        if value is False:
-            return "false"
-        if value is None:
-            return null_text
-        if value is MISSING:
-            return ""
-        try:
-            text = orjson.dumps(value)
-        except TypeError:  # an integer beyond 64 bits, from the exact parser
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        if check_exact and _EXPONENT.search(text):
-            raise _MaybeInexact
-        return text.decode()
 
-    env["fmt"] = fmt
-    exec(compile("\n".join(lines), "<jsonl-rows>", "exec"), env)
-    return env["rows"]
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def gc_paused():
+    """Parsed JSON holds no reference cycles, so reference counting frees all of it; the cyclic
+    collector would only re-scan each chunk's objects over and over (it halves parse speed).
+    Counted, so concurrent units in one process restore the collector only when the last ends."""
+    global _gc_users, _gc_was_enabled
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 class Converter:
-    """Streams one JSONL source into a csv.writer; counts rows and rejects."""
+    """Streams one JSONL source into CSV text; counts rows and rejects."""
 
-    def __init__(self, cfg, reject):
-        self.fast_rows = build_row_function(cfg.columns, cfg.null_text, check_exact=True)
-        self.exact_rows = build_row_function(cfg.columns, cfg.null_text, check_exact=False)
+    def __init__(self, cfg, fmt: CsvFormat, reject):
+        self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
         self.on_error = cfg.on_error
-        self.reject = reject  # reject(raw_line_bytes) for quarantine
+        self.reject = reject  # reject(raw line) under on_error=quarantine
         self.rows = 0
         self.rejects = 0
         self.first_reject: dict | None = None
 
-    def convert(self, src, writer) -> None:
-        read = src.read
+    def convert(self, src, out) -> None:
+        read, write = src.read, out.write
         line_no = 0  # lines before the current chunk
         tail = b""
         first = True
-        while True:
-            chunk = read(CHUNK)
-            if not chunk:
-                break
-            if first:
-                first = False
-                if chunk.startswith(_BOM):
-                    chunk = chunk[3:]
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                tail = data
-                continue
-            tail = data[cut + 1:]
-            lines = data[:cut].split(b"\n")
-            self._chunk(lines, line_no, writer)
-            line_no += len(lines)
-        if tail:
-            self._chunk([tail], line_no, writer)
+        with gc_paused():
+            while True:
+                chunk = read(CHUNK)
+                if not chunk:
+                    break
+                if first:
+                    first = False
+                    if chunk.startswith(_BOM):
+                        chunk = chunk[3:]
+                data = tail + chunk if tail else chunk
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    tail = data
+                    continue
+                body, tail = data[:cut], data[cut + 1:]
+                lines = body.split(b"\n")
+                write(self._chunk(lines, line_no, has_long_number(body)))
+                line_no += len(lines)
+            if tail:
+                write(self._chunk([tail], line_no, has_long_number(tail)))
 
-    def _chunk(self, lines: list[bytes], line_no: int, writer) -> None:
-        try:
-            loads = orjson.loads
-            rows = self.fast_rows([loads(line) for line in lines if line])
-        except (ValueError, _MaybeInexact):  # orjson.JSONDecodeError and BadLine are ValueErrors
-            rows = self._slow(lines, line_no)
-        writer.writerows(rows)
-        self.rows += len(rows)
+    def _chunk(self, lines: list[bytes], line_no: int, long_numbers: bool) -> str:
+        if not long_numbers:
+            try:
+                loads = orjson.loads
+                text = self.lines_fn([loads(line) for line in lines])
+                self.rows += len(lines)
+                return text
+            except ValueError:  # orjson.JSONDecodeError and BadLine: find the line
+                pass
+        return self._slow(lines, line_no)
 
-    def _slow(self, lines: list[bytes], line_no: int) -> list[tuple]:
-        """Line by line: finds the bad line, and parses big integers exactly."""
-        rows = []
-        rows_fn = self.exact_rows
+    def _slow(self, lines: list[bytes], line_no: int) -> str:
+        out = []
+        lines_fn = self.lines_fn
         for i, line in enumerate(lines, start=line_no + 1):
             if not line or line.isspace():
-                continue  # blank lines (and CRLF blank lines) are normal input
+                continue  # blank lines (CRLF ones too) are normal input
             try:
-                obj = _exact_loads(line) if _LONG_DIGITS.search(line) else orjson.loads(line)
-                rows.extend(rows_fn((obj,)))
+                obj = exact_loads(line) if has_long_number(line) else orjson.loads(line)
+                out.append(lines_fn((obj,)))
             except (ValueError, RecursionError) as exc:
                 self._bad(i, line, exc)
-        return rows
+        self.rows += len(out)
+        return "".join(out)
 
     def _bad(self, line_no: int, line: bytes, exc: Exception) -> None:
-        reason = str(exc).split(": line 1 column")[0] if isinstance(exc, orjson.JSONDecodeError) else str(exc)
+        reason = str(exc).split(": line 1 column")[0]
         if self.on_error == "fail":
             raise BadLine(reason, line_no) from None
         self.rejects += 1
@@ -206,6 +253,7 @@ class Converter:
 
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
+    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
     with open_source(src["location"]) as f, OutputSet() as outs, ExitStack() as rejects_stack:
         reject = None
         if cfg.on_error == "quarantine":
@@ -218,14 +266,13 @@ def run(processor, src: dict) -> dict:
                     rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), name))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, reject)
+        converter = Converter(cfg, fmt, reject)
         with outs.create(cfg.dest.model_dump(), output_name(src["name"])) as sink:
-            text, writer = open_csv(sink, encoding=cfg.encoding, errors=cfg.encoding_errors,
-                                    newline=cfg.newline, delimiter=cfg.delimiter, quoting=cfg.quoting)
+            text = open_text(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
                 if cfg.header:
-                    writer.writerow([c.name for c in cfg.columns])
-                converter.convert(f, writer)
+                    text.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
+                converter.convert(f, text)
                 text.flush()
             except UnicodeEncodeError as exc:
                 raise ValueError(f"output encoding {cfg.encoding} cannot represent "
