@@ -88,3 +88,23 @@ def run_cli(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "local_runner", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli_peak_rss(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout: float = 900):
+    """Run the CLI in a child process; return (returncode, stdout, stderr, peak RSS in MB of that child)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "local_runner", *args], cwd=cwd, env=full_env,
+                            stdout=out, stderr=err)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(f"local_runner {' '.join(args)} took over {timeout}s")
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0), err.seek(0)
+    return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024

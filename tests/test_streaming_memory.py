@@ -1,0 +1,35 @@
+"""Streaming, proven: a zip of >= 300 MB of JSONL converts to CSV on local files with a small,
+bounded peak RSS (the child process's own figure, from wait4)."""
+
+import json
+import os
+
+import pytest
+
+from bench.datagen import write_zip
+from tests.conftest import run_cli_peak_rss
+
+UNCOMPRESSED = 300_000_000
+LIMIT_MB = 80
+
+
+@pytest.mark.slow
+def test_300mb_zip_to_csv_local_peak_rss(tmp_path):
+    lines = write_zip(str(tmp_path / "big.zip"), UNCOMPRESSED, files=3, level=1)
+    config = {"processors": [
+        {"processor_name": "decompress", "processor_type": "zip",
+         "processor_config": {"src": {"type": "local", "path": f"{tmp_path}/big.zip"},
+                              "dest": {"type": "local", "path": f"{tmp_path}/extracted/"}}},
+        {"processor_name": "transform", "processor_type": "JSONL",
+         "processor_config": {"dest": {"type": "local", "path": f"{tmp_path}/csv/"},
+                              "columns": [{"name": "id", "path": "event_id"}, {"name": "city", "path": "user.address.city"},
+                                          {"name": "items", "path": "order.items"}]}}]}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    code, out, err, peak = run_cli_peak_rss("run", str(tmp_path / "c.json"), "-q", "--workers", "2")
+    assert code == 0, err
+    manifest = json.loads(out)
+    extracted = manifest["steps"][0]["bytes_written"]
+    assert extracted >= UNCOMPRESSED and manifest["totals"]["rows"] == lines
+    print(f"\n300 MB zip -> CSV (local): {extracted / 1e6:.0f} MB extracted, {lines} rows, peak RSS {peak:.1f} MB")
+    assert peak < LIMIT_MB, f"peak RSS {peak:.1f} MB >= {LIMIT_MB} MB"
+    assert not any(n.startswith(".tmp-") for _, _, files in os.walk(tmp_path) for n in files)
