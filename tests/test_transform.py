@@ -203,3 +203,15 @@ def test_matches_reference_on_generated_data_across_chunks(tmp_path):
                     assert float(g[j]) == float(e[j]), f"row {i} column {j}: exact round trip"
                     g[j] = e[j]
         assert g == e, f"row {i}"
+
+
+def test_line_longer_than_a_chunk(tmp_path):
+    long = "y" * (3 * jsonl.CHUNK + 7)
+    result = transform(tmp_path, [{"a": 1}, {"a": long}, {"a": 3}])
+    assert read_csv(result)[1:] == [["1"], [long], ["3"]]
+
+
+def test_line_beyond_the_limit_is_an_error_not_an_oom(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonl, "MAX_LINE", 2 * jsonl.CHUNK)
+    with pytest.raises(UnitError, match=r"in.jsonl:2: line is longer than"):
+        transform(tmp_path, [{"a": 1}, {"a": "z" * (3 * jsonl.CHUNK)}])
