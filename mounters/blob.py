@@ -66,6 +66,17 @@ def list_files(location: dict) -> list[dict]:
     return out
 
 
+class _ViewWriter:
+    def __init__(self, view: memoryview):
+        self._view, self._pos = view, 0
+
+    def write(self, b) -> int:
+        n = len(b)
+        self._view[self._pos:self._pos + n] = b
+        self._pos += n
+        return n
+
+
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:
     # Always ranged: one GET per buffer refill, so a sequential read streams with bounded
     # memory and a zip can seek. download_blob(offset, length) never prefetches past length.
@@ -78,7 +89,8 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
 
     def fetch(offset: int, view: memoryview) -> int:
         try:
-            return blob.download_blob(offset=offset, length=len(view), max_concurrency=1).readinto(view)
+            # The downloader writes into a stream; this one fills the caller's buffer (no extra copy).
+            return blob.download_blob(offset=offset, length=len(view), max_concurrency=1).readinto(_ViewWriter(view))
         except AzureError as exc:
             raise OSError(f"{label}: read at offset {offset} failed: {type(exc).__name__}") from exc
 
