@@ -30,8 +30,10 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
             try:
                 with outs.create(dest, f"{stem}/{rel}") as sink:
                     copy_stream(stream, sink)
-            except (OSError, EOFError, ValueError, RuntimeError) as exc:
-                raise MemberError(f"member {name!r}: {exc}") from exc
+            except MemberError:
+                raise
+            except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
+                raise MemberError(f"member {name!r}: {type(exc).__name__}: {exc}") from exc
         stats = source_stats(f, src)
     return {**stats, "outputs": outs.outputs, "members_skipped": skipped}
 

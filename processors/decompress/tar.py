@@ -1,5 +1,5 @@
 """tar and tar.gz/tgz, read as a stream (no seeking): regular files are extracted; links, devices
-and folders are skipped and counted."""
+and folders are skipped."""
 
 from __future__ import annotations
 
