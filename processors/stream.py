@@ -29,10 +29,11 @@ def source_stats(f, src: dict) -> dict:
         stats["src_bytes"] = raw.size
         stats["bytes_fetched"] = raw.bytes_fetched
         stats["fetch_requests"] = raw.requests
-    elif stats["src_bytes"] is None and hasattr(f, "fileno"):
+    elif stats["src_bytes"] is None:
+        length = getattr(getattr(f, "headers", None), "get", lambda _: None)("Content-Length")  # HTTP
         try:
-            stats["src_bytes"] = os.fstat(f.fileno()).st_size
-        except (OSError, ValueError):
+            stats["src_bytes"] = int(length) if length else os.fstat(f.fileno()).st_size
+        except (OSError, ValueError, AttributeError):  # a finished HTTP response has no file any more
             pass
     return stats
 
