@@ -91,20 +91,13 @@ def run_cli(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout
 
 
 def run_cli_peak_rss(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout: float = 900):
-    """Run the CLI in a child process; return (returncode, stdout, stderr, peak RSS in MB of that child)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "local_runner", *args], cwd=cwd, env=full_env,
-                            stdout=out, stderr=err)
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise TimeoutError(f"local_runner {' '.join(args)} took over {timeout}s")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0), err.seek(0)
-    return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
+    """Run the CLI in a child process; return (returncode, stdout, stderr, the child's own peak RSS in MB).
+    The peak is VmHWM reported by bench/peak.py (ru_maxrss would include this big pytest process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PEAK_RSS_FILE": peak_file, **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "bench.peak", "-m", "local_runner", *args], cwd=cwd,
+                              env=full_env, capture_output=True, text=True, timeout=timeout)
+        with open(peak_file) as f:
+            peak = int(f.read()) / 1024
+    return proc.returncode, proc.stdout, proc.stderr, peak
