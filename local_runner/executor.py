@@ -77,6 +77,8 @@ def _all(pool, call, tasks: list[ActivityTask], on_unit_done) -> list:
     futures = [pool.submit(call, t) for t in tasks]
     failures = []
     for fut in cf.as_completed(futures):
+        if fut.cancelled():  # not started because another unit had failed
+            continue
         exc = fut.exception()
         if exc is not None and not failures:
             for other in futures:  # fail fast: units not yet started are not started

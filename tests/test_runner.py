@@ -128,3 +128,20 @@ def test_secret_in_a_setting_never_reaches_output(tmp_path):
     proc = run_cli("run", write_config(tmp_path, cfg), "-q", env={"ACME_TOKEN": f"Bearer {token}"})
     assert proc.returncode == 1 and "http://127.0.0.1:9/data.jsonl" in proc.stderr
     assert token not in proc.stderr + proc.stdout
+
+
+def test_fail_fast_cancels_units_not_started():
+    from local_runner.executor import ActivityFailed
+
+    def one(payload):
+        if payload == 0:
+            raise ValueError("unit 0 is broken")
+        import time
+        time.sleep(0.05)
+        return payload
+
+    def fan_out(ctx, request):
+        return (yield ctx.task_all([ctx.call_activity("one", i) for i in range(20)]))
+
+    with pytest.raises(ActivityFailed, match="unit 0 is broken"):
+        run_orchestration(fan_out, {}, {"one": one}, workers=2)
