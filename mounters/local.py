@@ -26,7 +26,10 @@ def list_files(location: dict) -> list[dict]:
         if not os.path.isdir(root):
             raise FileNotFoundError(f"{describe(location)}: folder {root!r} does not exist")
         candidates = []
-        for folder, dirs, files in os.walk(root):
+        def unreadable(exc: OSError) -> None:  # os.walk would skip the folder silently: files would go missing
+            raise OSError(f"{describe(location)}: cannot list {exc.filename!r}: {exc.strerror}") from None
+
+        for folder, dirs, files in os.walk(root, onerror=unreadable):
             dirs.sort()
             rel = os.path.relpath(folder, root).replace(os.sep, "/")
             prefix = sel.base + ("" if rel == "." else rel + "/")

@@ -1,27 +1,56 @@
 """tar and tar.gz/tgz, read as a stream (no seeking): regular files are extracted; links, devices
-and folders are skipped."""
+and folders are skipped.
+
+A truncated archive must fail, never yield fewer members. tarfile on its own ends the member list
+quietly when the data stops at (or inside) a header, and its gzip layer never checks the gzip
+trailer, so: gzip input (by its magic bytes, whatever the processor type says) is read through
+gzip.GzipFile, which fails on a truncated stream and checks the CRC once drained to its end; and
+a header that is missing, cut short or garbage where the end-of-archive marker should be is an
+error."""
 
 from __future__ import annotations
 
+import gzip
 import tarfile
+import zlib
 
-from processors.decompress import MemberError, extract
+from processors.decompress import GZIP_MAGIC, MemberError, extract, sniff
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_READ = 64 << 10  # tarfile's read size: its default (10 KiB) is slow, larger is slow for small members
 
 
-def members(f):
+class _StrictTarInfo(tarfile.TarInfo):
+    @classmethod
+    def fromtarfile(cls, tf):
+        try:
+            return super().fromtarfile(tf)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as exc:
+            if tf.offset == 0:
+                raise  # tarfile reports an empty or non-tar file itself
+            raise tarfile.ReadError(f"archive ends without its end-of-archive marker at offset {tf.offset} "
+                                    f"(truncated or damaged: {exc})") from None
+
+
+def members(f, wanted=None):
+    head, stream = sniff(f, len(GZIP_MAGIC))
+    gz = gzip.GzipFile(fileobj=stream, mode="rb") if head == GZIP_MAGIC else None
     try:
-        archive = tarfile.open(fileobj=f, mode="r|*")
-    except tarfile.TarError as exc:
+        if gz is not None:
+            archive = tarfile.open(fileobj=gz, mode="r|", tarinfo=_StrictTarInfo, bufsize=_READ)
+        else:
+            archive = tarfile.open(fileobj=stream, mode="r|*", tarinfo=_StrictTarInfo, bufsize=_READ)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise MemberError(f"not a readable tar archive: {exc}") from None
     with archive:
         try:
             for info in archive:
                 if info.isfile():
-                    stream = archive.extractfile(info)
-                    yield info.name, stream
-        except tarfile.TarError as exc:
+                    yield info.name, archive.extractfile(info)
+            if gz is not None:  # read to the gzip trailer: fails if it is missing, checks the CRC
+                while gz.read(_READ):
+                    pass
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise MemberError(f"tar archive is damaged: {exc}") from None
 
 

@@ -2,13 +2,14 @@
 
 zipfile needs a seekable source (it reads the central directory at the end first): local files
 are, blob and HTTP sources get the ranged reader. Every member is checked against the central
-directory before anything is written, so an encrypted or Deflate64 member fails the archive
-up front with a message naming it and its method."""
+directory before anything is written, so an encrypted or Deflate64 member (or an unsafe name)
+among the members to extract fails the archive up front with a message naming it and its method."""
 
 from __future__ import annotations
 
 import zipfile
 
+from mounters.base import safe_relative
 from processors.decompress import MemberError, extract
 
 SUPPORTED = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -17,7 +18,7 @@ METHOD_NAMES = {0: "stored", 1: "shrink", 6: "implode", 8: "deflate", 9: "Deflat
 
 
 def check_member(info: zipfile.ZipInfo) -> None:
-    if info.flag_bits & 0x1 or info.compress_type == 99:
+    if info.flag_bits & 0x41 or info.compress_type == 99:  # 0x1 encrypted, 0x40 strong encryption
         raise MemberError(f"member {info.filename!r} is encrypted; encrypted archives are not supported")
     if info.compress_type not in SUPPORTED:
         method = METHOD_NAMES.get(info.compress_type, "unknown")
@@ -25,18 +26,27 @@ def check_member(info: zipfile.ZipInfo) -> None:
                           "which is not supported (supported: stored, deflate, bzip2, lzma)")
 
 
-def members(f):
+def members(f, wanted=lambda name: True):
     try:
         archive = zipfile.ZipFile(f)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc.__context__, OSError):  # zipfile turns a failed read into "File is not a zip file"
+            raise exc.__context__ from None  # the source's own error (a network error names the source)
         raise MemberError(f"not a readable zip archive: {exc}") from None
     infos = [i for i in archive.infolist() if not i.is_dir()]
+    # Up front, before anything is written: only the members to extract (an unsupported method
+    # in a member the filter leaves out is no reason to fail the archive).
     for info in infos:
-        check_member(info)
+        if wanted(info.filename):
+            check_member(info)
+            safe_relative(info.filename, "member")
     for info in infos:
+        if not wanted(info.filename):
+            yield info.filename, None  # not opened: a remote archive is not fetched for it
+            continue
         try:
             stream = archive.open(info)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError) as exc:
             raise MemberError(f"member {info.filename!r}: {exc}") from None
         with stream:
             yield info.filename, stream
