@@ -3,6 +3,7 @@ local HTTP server are started by the test session on 127.0.0.1 and stopped after
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -101,3 +102,29 @@ def run_cli_peak_rss(*args: str, cwd: Path | str = ROOT, env: dict | None = None
         with open(peak_file) as f:
             peak = int(f.read()) / 1024
     return proc.returncode, proc.stdout, proc.stderr, peak
+
+
+class FailingReader(io.RawIOBase):
+    """A source that breaks after `limit` bytes, like a dropped connection (seeks pass through)."""
+
+    def __init__(self, f, limit):
+        self.f, self.left = f, limit
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return self.f.seekable()
+
+    def seek(self, *args):
+        return self.f.seek(*args)
+
+    def tell(self):
+        return self.f.tell()
+
+    def readinto(self, b):
+        if self.left <= 0:
+            raise ConnectionResetError("connection reset by peer")
+        n = self.f.readinto(memoryview(b)[: self.left])
+        self.left -= n
+        return n

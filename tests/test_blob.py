@@ -12,7 +12,7 @@ import mounters.blob
 import writers.blob
 from mounters import list_files
 from processors import UnitError, run_unit
-from tests.conftest import AZURITE_KEY, run_cli, run_cli_peak_rss
+from tests.conftest import AZURITE_KEY, FailingReader, run_cli, run_cli_peak_rss
 from writers import OutputSet
 
 
@@ -109,30 +109,6 @@ def test_destination_failing_on_a_staged_block(blob_env, monkeypatch):
     assert blob_bytes(client, c, "csv/in.csv") == b"previous" and names(client, c) == ["csv/in.csv", "in.jsonl"]
 
 
-class Breaking(io.RawIOBase):
-    def __init__(self, f, limit):
-        self.f, self.left = f, limit
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return self.f.seekable()
-
-    def seek(self, *a):
-        return self.f.seek(*a)
-
-    def tell(self):
-        return self.f.tell()
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise ConnectionResetError("connection reset by peer")
-        n = self.f.readinto(memoryview(b)[: self.left])
-        self.left -= n
-        return n
-
-
 @pytest.mark.parametrize("kind", ["transform", "zip"])
 def test_source_failing_mid_stream(blob_env, monkeypatch, kind):
     client, c = blob_env
@@ -152,7 +128,7 @@ def test_source_failing_mid_stream(blob_env, monkeypatch, kind):
     before = names(client, c)
     real_open = mounters.blob.open_source
     monkeypatch.setattr(mounters.blob, "open_source",
-                        lambda l, seekable=False: io.BufferedReader(Breaking(real_open(l, seekable), 1_500_000)))
+                        lambda l, seekable=False: io.BufferedReader(FailingReader(real_open(l, seekable), 1_500_000)))
     with pytest.raises(UnitError, match="connection reset by peer"):
         run_unit(unit)
     assert names(client, c) == before and blob_bytes(client, c, existing) == b"previous"

@@ -9,6 +9,7 @@ import pytest
 
 import mounters.local
 from processors import UnitError, run_unit
+from tests.conftest import FailingReader
 from writers import OutputSet, open_sink
 
 
@@ -66,23 +67,6 @@ def test_duplicate_output_name_in_one_unit_is_an_error(tmp_path):
                 with outs.create(folder, "a.csv") as s:
                     s.write(b"x")
     assert not (tmp_path / "out/a.csv").exists()
-
-
-class FailingReader(io.RawIOBase):
-    """A source that breaks after `limit` bytes, like a dropped connection."""
-
-    def __init__(self, f, limit):
-        self.f, self.left = f, limit
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise ConnectionResetError("connection reset by peer")
-        n = self.f.readinto(memoryview(b)[: self.left])
-        self.left -= n
-        return n
 
 
 @pytest.mark.parametrize("processor", ["copy", "transform"])
