@@ -26,7 +26,9 @@ from pydantic import (
 SettingName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
 
 # Query parameters that carry credentials; a URL holding one would put a secret in the config.
-_SECRET_QUERY_KEYS = {"sig", "code", "key", "token", "access_token", "api_key", "apikey", "password", "secret"}
+_SECRET_QUERY_KEYS = {"sig", "code", "key", "token", "access_token", "api_key", "apikey", "password", "secret",
+                      "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+                      "x-goog-signature", "x-goog-credential"}
 
 
 class _Strict(BaseModel):

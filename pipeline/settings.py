@@ -18,7 +18,7 @@ _known_secrets: set[str] = set()
 # Functions keys (code=...), and bearer tokens.
 _PATTERNS = [
     re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|Password|Pwd)=([^;\s\"']+)"),
-    re.compile(r"(?i)([?&](?:sig|code|token|access_token|api_key|apikey|key|se|sp|sv|skoid|sktid)=)([^&\s\"']+)"),
+    re.compile(r"(?i)([?&](?:sig|code|token|access_token|api_key|apikey|key|se|sp|sv|skoid|sktid|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)=)([^&\s\"']+)"),
     re.compile(r"(?i)\b(Bearer|Basic)\s+([A-Za-z0-9._~+/=-]+)"),
 ]
 

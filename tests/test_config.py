@@ -86,3 +86,17 @@ def test_schema_describes_every_processor():
     schema = json_schema()
     assert schema["properties"]["processors"]["minItems"] == 1
     assert set(schema["$defs"]) >= {"CopyProcessor", "DecompressProcessor", "TransformProcessor", "Column"}
+
+
+def test_presigned_cloud_urls_are_rejected():
+    for key in ("X-Amz-Signature", "X-Goog-Signature"):
+        doc = {"processors": [unzip(src={"type": "http", "url": f"https://b.example.com/o?{key}=abc123"})]}
+        assert errors(doc)[0].startswith("processors[0].processor_config.src.url: query parameter")
+
+
+def test_redact_scrubs_known_credential_shapes():
+    from pipeline.settings import redact
+
+    text = redact("AccountKey=abc123==; https://x/y?sv=2024&sig=S1G&X-Amz-Signature=A5 Bearer tok.en")
+    for secret in ("abc123", "S1G", "A5", "tok.en"):
+        assert secret not in text
