@@ -93,14 +93,16 @@ def run_cli(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout
 
 def run_cli_peak_rss(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout: float = 900):
     """Run the CLI in a child process; return (returncode, stdout, stderr, the child's own peak RSS in MB).
-    The peak is VmHWM reported by bench/peak.py (ru_maxrss would include this big pytest process)."""
+    The peak is the child's VmHWM as bench/child.py reports it (ru_maxrss would include this pytest process)."""
+    import json
+
     with tempfile.TemporaryDirectory() as tmp:
-        peak_file = os.path.join(tmp, "peak")
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PEAK_RSS_FILE": peak_file, **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "bench.peak", "-m", "local_runner", *args], cwd=cwd,
+        report = os.path.join(tmp, "report.json")
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "bench.child", report, "cli", *args], cwd=cwd,
                               env=full_env, capture_output=True, text=True, timeout=timeout)
-        with open(peak_file) as f:
-            peak = int(f.read()) / 1024
+        with open(report) as f:
+            peak = json.load(f)["peak_rss_mb"]
     return proc.returncode, proc.stdout, proc.stderr, peak
 
 
