@@ -3,7 +3,7 @@ calls them in its worker pool; the Azure shim registers them as activity functio
 
 from __future__ import annotations
 
-from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITY
+from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITIES
 
 
 def list_units(payload: dict) -> list[dict]:
@@ -18,4 +18,4 @@ def run_unit(payload: dict) -> dict:
     return run(payload)
 
 
-ACTIVITIES = {LIST_ACTIVITY: list_units, UNIT_ACTIVITY: run_unit}
+ACTIVITIES = {LIST_ACTIVITY: list_units, **{name: run_unit for name in UNIT_ACTIVITIES}}

@@ -260,8 +260,13 @@ def _message(err: dict) -> str:
 
 def validate_config(data: Any, source: str = "config") -> PipelineConfig:
     """Validate a parsed JSON document; raise ConfigError naming each bad field's JSON path."""
+    return validate_model(PipelineConfig, data, source)
+
+
+def validate_model(model: type[BaseModel], data: Any, source: str):
+    """Validate `data` against a model; raise ConfigError with one 'json.path: message' per error."""
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):

@@ -11,7 +11,8 @@ The local runner drives it with a thread pool; the Azure shim hands it a Durable
 (`return (yield from orchestrate(context, request))`). It does no I/O, reads no clock and draws
 no random numbers, so Durable replay is deterministic. Units pass references, never data.
 
-Activities: "list" -> pipeline.units.plan_units; "unit" -> processors.run_unit.
+Activities: "list" -> pipeline.units.plan_units; "copy" / "decompress" / "transform" (one per
+processor kind) -> processors.run_unit.
 """
 
 from __future__ import annotations
@@ -19,25 +20,46 @@ from __future__ import annotations
 from pipeline.units import processor_label
 
 LIST_ACTIVITY = "list"
-UNIT_ACTIVITY = "unit"
+# Each processor's units run as the activity named after it ("copy", "decompress", "transform"),
+# so a run's activities read as its processors in Durable monitoring and logs.
+UNIT_ACTIVITIES = ("copy", "decompress", "transform")
+DEFAULT_PARALLEL_UNITS = 32
+
+
+class PipelineFailed(RuntimeError):
+    """A processor's listing or one of its units failed (after the executor's retries)."""
 
 
 def orchestrate(ctx, request: dict):
-    """request: {"config": <validated config as a dict>}. Returns the run's manifest."""
+    """request: {"config": <validated config as a dict>, "max_parallel_units": n}, as made by
+    pipeline.request.orchestration_input. Returns the run's manifest."""
     config = request["config"]
+    wave = request.get("max_parallel_units") or DEFAULT_PARALLEL_UNITS
     processors = config["processors"]
     steps = []
     previous = None
     for index, processor in enumerate(processors):
         label = processor_label(processor)
-        ctx.set_custom_status({"processor": index + 1, "of": len(processors), "name": label, "stage": "listing"})
-        units = yield ctx.call_activity(LIST_ACTIVITY, {"processor": processor, "previous_outputs": previous})
-        ctx.set_custom_status({"processor": index + 1, "of": len(processors), "name": label,
-                               "stage": "running", "units": len(units)})
-        results = (yield ctx.task_all([ctx.call_activity(UNIT_ACTIVITY, u) for u in units])) if units else []
+        where = {"processor": index + 1, "of": len(processors), "name": label}
+        ctx.set_custom_status({**where, "stage": "listing"})
+        try:
+            units = yield ctx.call_activity(LIST_ACTIVITY, {"processor": processor, "previous_outputs": previous})
+            results = []
+            for start in range(0, len(units), wave):
+                ctx.set_custom_status({**where, "stage": "running", "units_done": len(results), "units": len(units)})
+                batch = units[start:start + wave]
+                results += yield ctx.task_all([ctx.call_activity(processor["processor_name"], u) for u in batch])
+        except Exception as exc:  # the executor's failure: an activity's message, after retries
+            raise PipelineFailed(f"processor {index + 1} of {len(processors)} ({label}) failed: {_one_line(exc)}") from None
+        ctx.set_custom_status({**where, "stage": "finished", "units_done": len(results), "units": len(units)})
         steps.append(step_summary(index, label, results))
         previous = [o for r in results for o in r["outputs"]]
     return manifest(config, steps)
+
+
+def _one_line(exc: Exception) -> str:
+    # Durable renders an activity failure as "<reason> \n <details>"; keep it readable in one line.
+    return " ".join(str(exc).split())
 
 
 def step_summary(index: int, label: str, results: list[dict]) -> dict:

@@ -1,0 +1,20 @@
+"""The Azure Durable Functions face of the pipeline: the only package that imports
+azure.functions / azure.durable_functions. function_app.py registers BLUEPRINTS on a DFApp.
+
+    http_start          POST /api/pipelines -> validate -> start the "pipeline" orchestration
+    orchestrator        "pipeline": the core's pipeline.orchestration.orchestrate, retried activities
+    activity_triggers   "list", "copy", "decompress", "transform" -> adapters/ -> the core
+
+Another cloud means another shim beside this one; the core does not change.
+"""
+
+import logging
+
+from azure_shim.activity_triggers import bp as activity_triggers
+from azure_shim.http_start import bp as http_start
+from azure_shim.orchestrator import bp as orchestrator
+
+BLUEPRINTS = (http_start, orchestrator, activity_triggers)
+
+# The storage SDK logs every HTTP request at INFO; in Application Insights that is noise and cost.
+logging.getLogger("azure").setLevel(logging.WARNING)

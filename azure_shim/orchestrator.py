@@ -1,0 +1,41 @@
+"""The orchestrator: the core's one portable orchestration on a DurableOrchestrationContext.
+
+It only yields activity calls (no I/O, no clock, no randomness), so Durable's replay re-runs it
+to the same actions every time. Each unit is an activity retried by Durable itself
+(call_activity_with_retry): a retried unit overwrites what a failed attempt staged."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from azure_shim.names import ORCHESTRATOR
+from pipeline.orchestration import orchestrate
+
+bp = df.Blueprint()
+
+
+class RetryingActivities:
+    """The context shape the core expects (call_activity, task_all, set_custom_status), with every
+    activity call made through Durable's retry."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, retry: dict):
+        self._context = context
+        self._retry = df.RetryOptions(
+            first_retry_interval_in_milliseconds=max(1, round(retry.get("interval_seconds", 5) * 1000)),
+            max_number_of_attempts=retry.get("max_attempts", 3))
+
+    def call_activity(self, name: str, payload):
+        return self._context.call_activity_with_retry(name, self._retry, payload)
+
+    def task_all(self, tasks):
+        return self._context.task_all(tasks)
+
+    def set_custom_status(self, status) -> None:
+        self._context.set_custom_status(status)
+
+
+@bp.function_name(ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def pipeline(context: df.DurableOrchestrationContext):
+    request = context.get_input()  # pipeline.request.orchestration_input(...), checked by the starter
+    return (yield from orchestrate(RetryingActivities(context, request.get("retry", {})), request))
