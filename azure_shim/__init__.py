@@ -1,5 +1,5 @@
 """The Azure Durable Functions face of the pipeline: the only package that imports
-azure.functions / azure.durable_functions. function_app.py registers BLUEPRINTS on a DFApp.
+azure.functions / azure.durable_functions. function_app.py exposes build_app(): a DFApp with BLUEPRINTS registered.
 
     http_start          POST /api/pipelines -> validate -> start the "pipeline" orchestration
     orchestrator        "pipeline": the core's pipeline.orchestration.orchestrate, retried activities
@@ -15,6 +15,18 @@ from azure_shim.http_start import bp as http_start
 from azure_shim.orchestrator import bp as orchestrator
 
 BLUEPRINTS = (http_start, orchestrator, activity_triggers)
+
+
+def build_app():
+    """A DFApp with every blueprint registered: function_app.app, and a fresh one per local server
+    (a FunctionApp indexes its functions once: get_functions() refuses a second call)."""
+    import azure.durable_functions as df
+    import azure.functions as func
+
+    app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+    for blueprint in BLUEPRINTS:
+        app.register_functions(blueprint)
+    return app
 
 # The storage SDK logs every HTTP request at INFO; in Application Insights that is noise and cost.
 logging.getLogger("azure").setLevel(logging.WARNING)

@@ -1,6 +1,7 @@
-"""python -m local_runner {run,validate,schema}: run a sourcemart/table config on this machine.
+"""python -m local_runner {run,serve,validate,schema}: run a sourcemart/table config on this machine.
 
   run CONFIG [--dry-run] [--workers N] [--manifest FILE]   run it; print the manifest (JSON)
+  serve [--host H] [--port P] [--workers N]               the function app's HTTP contract, locally
   validate CONFIG...                                      check configs; errors name file and JSON path
   schema [--write FILE]                                   print (or write) the config's JSON Schema
 
@@ -109,6 +110,13 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from local_runner.serve import serve
+
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -120,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", help="also write the manifest to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("serve", help="serve the function app's HTTP contract (start, status) on this machine")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7071)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="activities run at once")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="validate configs")
     p.add_argument("configs", nargs="+")
     p.set_defaults(func=cmd_validate)
