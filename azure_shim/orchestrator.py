@@ -9,7 +9,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from azure_shim.names import ORCHESTRATOR
-from pipeline.orchestration import orchestrate
+from pipeline.orchestration import LIST_ACTIVITY, orchestrate
 
 bp = df.Blueprint()
 
@@ -25,7 +25,9 @@ class RetryingActivities:
             max_number_of_attempts=retry.get("max_attempts", 3))
 
     def call_activity(self, name: str, payload):
-        return self._context.call_activity_with_retry(name, self._retry, payload)
+        # Results are plain JSON; naming their type keeps the SDK's strict-typing mode content.
+        result_type = list if name == LIST_ACTIVITY else dict
+        return self._context.call_activity_with_retry(name, self._retry, payload, expected_type=result_type)
 
     def task_all(self, tasks):
         return self._context.task_all(tasks)
@@ -35,7 +37,7 @@ class RetryingActivities:
 
 
 @bp.function_name(ORCHESTRATOR)
-@bp.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context", input_type=dict)
 def pipeline(context: df.DurableOrchestrationContext):
     request = context.get_input()  # pipeline.request.orchestration_input(...), checked by the starter
     return (yield from orchestrate(RetryingActivities(context, request.get("retry", {})), request))

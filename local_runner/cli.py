@@ -111,7 +111,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from local_runner.serve import serve
+    from azure_shim.local_host.server import serve
 
     serve(args.host, args.port, args.workers)
     return 0

@@ -1,5 +1,6 @@
 """The core stays cloud-agnostic: no Azure Functions imports in mounters/, writers/, processors/,
-pipeline/; only the blob modules import azure.storage.blob, and a local run never loads it."""
+pipeline/, local_runner/; only the blob modules import azure.storage.blob, and a local run never
+loads it. Only azure_shim/ (and the function_app.py entry point) import the Functions packages."""
 
 import ast
 import subprocess
@@ -31,6 +32,18 @@ def test_core_never_imports_azure_functions_and_only_blob_modules_import_the_sto
                 assert rel in ("mounters/blob.py", "writers/blob.py"), f"{rel} imports the Azure SDK"
             checked += 1
     assert checked > 20
+
+
+def test_only_the_shim_imports_the_functions_packages():
+    importers = set()
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith((".venv/", "node_modules/", "tests/")):
+            continue
+        if any(m.startswith(("azure.functions", "azure.durable_functions")) for m in imported_modules(path)):
+            importers.add(rel)
+    assert "azure_shim/orchestrator.py" in importers and "azure_shim/http_start.py" in importers
+    assert all(r == "function_app.py" or r.startswith("azure_shim/") for r in importers), sorted(importers)
 
 
 def test_local_run_does_not_load_the_blob_sdk(tmp_path):

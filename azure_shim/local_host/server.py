@@ -24,7 +24,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-log = logging.getLogger("local_runner.serve")
+log = logging.getLogger("local_host.server")
 
 WEBHOOK = "/runtime/webhooks/durabletask/"
 
@@ -34,10 +34,10 @@ class FunctionAppServer(ThreadingHTTPServer):
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 7071, workers: int = 4,
                  hub_name: str = "pipelineslocal"):
-        from local_runner.taskhub import TaskHub
+        from azure_shim.local_host.taskhub import TaskHub
 
         super().__init__((host, port), _Handler)
-        functions = app.get_functions()
+        functions = self.hub_functions = app.get_functions()
         self.hub = TaskHub(functions, workers=workers, name=hub_name)
         self.http_functions = {}
         for fn in functions:
@@ -146,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._http_function("POST")
 
     def _start(self, rest: str) -> None:
-        from local_runner.taskhub import TaskHubError
+        from azure_shim.local_host.taskhub import TaskHubError
 
         name, _, instance_id = rest.partition("/")
         body = self._body()

@@ -31,7 +31,7 @@ from typing import Any
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-log = logging.getLogger("local_runner.taskhub")
+log = logging.getLogger("local_host.taskhub")
 
 # history event types (azure.durable_functions.models.history.HistoryEventType)
 EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 0, 4, 5, 6
@@ -128,6 +128,10 @@ class TaskHub:
     def get(self, instance_id: str) -> Instance | None:
         with self._lock:
             return self._instances.get(instance_id)
+
+    def instances(self) -> list[Instance]:
+        with self._lock:
+            return list(self._instances.values())
 
     def wait(self, instance_id: str, timeout: float | None = None) -> Instance:
         inst = self.get(instance_id)

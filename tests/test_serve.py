@@ -1,0 +1,134 @@
+"""`python -m local_runner serve` end to end: HTTP POST -> the app's starter -> the orchestrator
+under the SDK's replay engine -> activities -> Azurite, polled over HTTP like Airflow polls."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import pytest
+
+from tests.conftest import AZURITE_KEY, ROOT, free_port, wait_for_port
+
+
+def http(method: str, url: str, body=None) -> tuple[int, dict, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+@pytest.fixture
+def serve(azurite, tmp_path):
+    """The CLI's serve command in a child process, with RAW_STORAGE naming Azurite."""
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite}
+    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "-v", "serve", "--port", str(port), "--workers", "3"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def poll(status_url: str, timeout: float = 60) -> tuple[list[int], dict]:
+    codes = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, _, body = http("GET", status_url)
+        codes.append(code)
+        if code != 202:
+            return codes, json.loads(body)
+        time.sleep(0.2)
+    raise TimeoutError(status_url)
+
+
+def blob_loc(container, path):
+    return {"type": "blob", "connection": "RAW_STORAGE", "container": container, "path": path}
+
+
+def events(day: int, n: int) -> bytes:
+    return b"".join(json.dumps({"id": f"{day}-{i}", "user": {"name": f"u{i % 5}"}, "tags": ["a"] * (i % 3)}).encode()
+                    + b"\n" for i in range(n))
+
+
+def test_post_poll_completed_csvs_in_azurite(serve, blob_env):
+    base, log = serve
+    client, c = blob_env
+    sizes = {1: 700, 2: 300, 3: 1200}
+    for day, n in sizes.items():
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(f"part-a/events-{day}.jsonl", events(day, n))
+            zf.writestr(f"part-b/events-{day}.jsonl", events(day + 10, n // 2))
+            zf.writestr("README.txt", "not data")
+        client.get_blob_client(c, f"landing/acme-2024-01-0{day}.zip").upload_blob(buf.getvalue())
+    config = {"sourcemart": "acme", "table": "events", "processors": [
+        {"processor_name": "decompress", "processor_type": "zip",
+         "processor_config": {"src": blob_loc(c, "landing/acme-*.zip"), "dest": blob_loc(c, "raw/"), "members": "**/*.jsonl"}},
+        {"processor_name": "transform", "processor_type": "JSONL",
+         "processor_config": {"dest": blob_loc(c, "csv/"), "columns": [
+             {"name": "id", "path": "id"}, {"name": "user", "path": "user.name"}, {"name": "tags", "path": "tags"}]}}]}
+
+    code, headers, body = http("POST", f"{base}/api/pipelines", {"config": config, "instance_id": "acme-events-1",
+                                                                  "max_parallel_units": 4})
+    assert code == 202, body
+    started = json.loads(body)
+    assert headers["Location"] == started["statusQueryGetUri"] and started["id"] == "acme-events-1"
+    codes, status = poll(started["statusQueryGetUri"])
+    assert codes[-1] == 200 and set(codes[:-1]) <= {202}
+    assert status["runtimeStatus"] == "Completed", status["output"]
+    assert status["instanceId"] == "acme-events-1" and status["name"] == "pipeline"
+    out = status["output"]
+    assert [s["units"] for s in out["steps"]] == [3, 6]
+    assert out["totals"]["rows"] == sum(n + n // 2 for n in sizes.values())
+    assert status["customStatus"] == {"processor": 2, "of": 2, "name": "transform:JSONL", "stage": "finished",
+                                      "units_done": 6, "units": 6}
+
+    names = sorted(b.name for b in client.get_container_client(c).list_blobs(name_starts_with="csv/"))
+    assert names == sorted(f"csv/acme-2024-01-0{d}/{p}/events-{d}.csv" for d in sizes for p in ("part-a", "part-b"))
+    for day, n in sizes.items():
+        for part, first, count in (("part-a", day, n), ("part-b", day + 10, n // 2)):
+            text = client.get_blob_client(c, f"csv/acme-2024-01-0{day}/{part}/events-{day}.csv").download_blob().readall()
+            rows = list(csv.reader(io.StringIO(text.decode())))
+            assert rows[0] == ["id", "user", "tags"]
+            assert rows[1:] == [[f"{first}-{i}", f"u{i % 5}", json.dumps(["a"] * (i % 3), separators=(",", ":"))
+                                 if i % 3 else "[]"] for i in range(count)]
+    log.seek(0)
+    assert AZURITE_KEY not in log.read()
+
+
+def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
+    base, log = serve
+    client, c = blob_env
+    client.get_blob_client(c, "landing/bad.jsonl").upload_blob(b'{"id": 1}\n{"id": 2}\n{"id": \n')
+    config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL",
+                              "processor_config": {"src": blob_loc(c, "landing/*.jsonl"), "dest": blob_loc(c, "csv/"),
+                                                   "columns": [{"name": "id", "path": "id"}]}}]}
+    code, _, body = http("POST", f"{base}/api/pipelines", {"config": config, "retry": {"max_attempts": 2, "interval_seconds": 0.2}})
+    assert code == 202
+    codes, status = poll(json.loads(body)["statusQueryGetUri"])
+    assert codes[-1] == 200 and status["runtimeStatus"] == "Failed"
+    assert status["output"].startswith("Orchestrator function 'pipeline' failed: processor 1 of 1 (transform:JSONL) failed:")
+    assert f"blob:RAW_STORAGE/{c}/landing/bad.jsonl:3: unexpected end of data" in status["output"]
+    log.seek(0)
+    text = log.read()
+    assert "transform attempt 1 failed; retrying in 0.2 s" in text and "transform attempt 2 failed; no attempts left" in text
+    assert not list(client.get_container_client(c).list_blobs(name_starts_with="csv/"))  # nothing half-written
+    assert http("GET", f"{base}/runtime/webhooks/durabletask/instances/no-such-run")[0] == 404
+    assert http("POST", f"{base}/api/pipelines", {"config": {"processors": "x"}})[0] == 400
