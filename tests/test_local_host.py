@@ -13,6 +13,17 @@ from collections import Counter
 import pytest
 
 
+def run_on_hub(app, orchestrator: str, input_json: str, workers: int):
+    from azure_shim.local_host.taskhub import TaskHub
+
+    hub = TaskHub(app.get_functions(), workers=workers)
+    try:
+        hub.start(orchestrator, "run", input_json)
+        return hub.wait("run", 30)
+    finally:
+        hub.close()
+
+
 def fan_out_app(fail_times: dict[int, int]):
     import azure.durable_functions as df
 
@@ -44,16 +55,9 @@ def fan_out_app(fail_times: dict[int, int]):
 
 @pytest.mark.parametrize("round_", range(4))
 def test_fan_out_with_interleaved_retries_completes(round_):
-    from azure_shim.local_host.taskhub import TaskHub
-
     fail_times = {1: 1, 4: 2, 7: 3, 9: 1, 100: 1}
     app, attempts = fan_out_app(fail_times)
-    hub = TaskHub(app.get_functions(), workers=4)
-    try:
-        hub.start("fan", "run", '{"n": 12}')
-        inst = hub.wait("run", 30)
-    finally:
-        hub.close()
+    inst = run_on_hub(app, "fan", '{"n": 12}', workers=4)
     assert inst.runtime_status == "Completed", inst.output
     assert inst.output == [i * i for i in range(12)] + [10000]
     assert inst.custom_status == {"fanned": 12}
@@ -61,15 +65,8 @@ def test_fan_out_with_interleaved_retries_completes(round_):
 
 
 def test_a_unit_failing_every_attempt_fails_the_instance():
-    from azure_shim.local_host.taskhub import TaskHub
-
     app, attempts = fan_out_app({5: 4, 2: 1})
-    hub = TaskHub(app.get_functions(), workers=4)
-    try:
-        hub.start("fan", "run", '{"n": 8}')
-        inst = hub.wait("run", 30)
-    finally:
-        hub.close()
+    inst = run_on_hub(app, "fan", '{"n": 8}', workers=4)
     assert inst.runtime_status == "Failed"
     assert inst.output.startswith("Orchestrator function 'fan' failed: Activity function 'work' failed: unit 5 attempt 4 failed")
     assert attempts[5] == 4
@@ -108,12 +105,5 @@ def race_app():
 
 @pytest.mark.parametrize("round_", range(8))
 def test_a_retry_and_a_new_task_numbered_in_the_same_episode(round_):
-    from azure_shim.local_host.taskhub import TaskHub
-
-    hub = TaskHub(race_app().get_functions(), workers=2)
-    try:
-        hub.start("race", "run", "null")
-        inst = hub.wait("run", 30)
-    finally:
-        hub.close()
+    inst = run_on_hub(race_app(), "race", "null", workers=2)
     assert (inst.runtime_status, inst.output) == ("Completed", [10, 30])
