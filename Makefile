@@ -2,6 +2,9 @@
 # The first Python 3.13 that actually runs (a pyenv shim on PATH may exist and still fail).
 PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.13.*/bin/python3.13 python3.13; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
+# Airflow 2.11 runs on Python 3.12 (the compatibility tests): the first 3.12 that runs.
+PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -10,7 +13,7 @@ PY := $(VENV)/bin/python
 sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
-test: $(VENV)/.installed node_modules/.installed  ## the whole test suite (starts Azurite itself)
+test: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
@@ -25,9 +28,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Real Airflow for tests/test_airflow.py, each in its own venv (Airflow's dependencies stay out of
+# the Functions app's): Airflow 3 on Python 3.13, Airflow 2.11 on Python 3.12.
+.venv-airflow3/.installed: tests/airflow/requirements-3.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found"; exit 1; }
+	"$(PYTHON)" -m venv .venv-airflow3
+	.venv-airflow3/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-3.txt
+	touch $@
+
+.venv-airflow2/.installed: tests/airflow/requirements-2.txt
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (Airflow 2.11 tests): install it or run make PYTHON312=/path/to/python3.12"; exit 1; }
+	"$(PYTHON312)" -m venv .venv-airflow2
+	.venv-airflow2/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-2.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules out .pytest_cache
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache

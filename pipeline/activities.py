@@ -13,9 +13,17 @@ def list_units(payload: dict) -> list[dict]:
 
 
 def run_unit(payload: dict) -> dict:
+    from processors import UnitError
     from processors import run_unit as run
 
-    return run(payload)
+    try:
+        return run(payload)
+    except UnitError as exc:
+        if not exc.permanent:
+            raise  # the executor may retry it (Durable does)
+        # Retrying cannot fix the data or the config: the unit reports the failure as its result, so
+        # no executor retries it, and the orchestration fails the run with this message.
+        return {"failed": str(exc), "outputs": []}
 
 
 ACTIVITIES = {LIST_ACTIVITY: list_units, **{name: run_unit for name in UNIT_ACTIVITIES}}

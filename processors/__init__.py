@@ -27,7 +27,15 @@ _MODULES = {
 
 
 class UnitError(RuntimeError):
-    """A unit failed; the message names the source (file and line, archive member)."""
+    """A unit failed; the message names the source (file and line, archive member).
+
+    `permanent`: the data or the config is wrong (a bad line, a bad member, an unset setting), so
+    running the unit again cannot succeed; otherwise (I/O: a dropped connection, a 5xx, a storage
+    error) a retry may."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 _processor_adapter = TypeAdapter(Processor)
@@ -58,6 +66,7 @@ def run_unit(unit: dict) -> dict:
         text = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         if text.startswith(label):  # mounters name the source themselves
             where, text = text.split(": ", 1) if ": " in text else (text, "failed")
-        raise UnitError(redact(f"{where}: {text}")) from exc
+        permanent = isinstance(exc, (ValueError, LookupError)) and not isinstance(exc, OSError)
+        raise UnitError(redact(f"{where}: {text}"), permanent) from exc
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result

@@ -173,3 +173,15 @@ def test_replay_is_deterministic():
     assert first == second
     h.events[0]["Timestamp"] = "2030-01-01T00:00:00Z"  # another day, another machine: same decisions
     assert h.replay()["actions"] == first["actions"]
+
+
+def test_a_unit_that_reports_bad_data_fails_the_run_without_retries():
+    h = History(request(max_attempts=3)).scheduled((0, "list")).next_episode().completed(0, units(2))
+    h.replay()
+    h.scheduled((1, "transform"), (2, "transform")).next_episode().completed(2, unit_result(1, 1))
+    h.completed(1, {"failed": "in/0.jsonl:3: unexpected end of data", "outputs": []})
+    with pytest.raises(Exception) as info:
+        h.replay()
+    assert str(info.value).split("\n\n$OutOfProcData$:")[0] == (
+        "processor 1 of 1 (transform:JSONL) failed: in/0.jsonl:3: unexpected end of data "
+        "(not retried: the data or the config is wrong)")

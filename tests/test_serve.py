@@ -126,9 +126,56 @@ def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
     assert codes[-1] == 200 and status["runtimeStatus"] == "Failed"
     assert status["output"].startswith("Orchestrator function 'pipeline' failed: processor 1 of 1 (transform:JSONL) failed:")
     assert f"blob:RAW_STORAGE/{c}/landing/bad.jsonl:3: unexpected end of data" in status["output"]
+    assert "(not retried: the data or the config is wrong)" in status["output"]
     log.seek(0)
-    text = log.read()
-    assert "transform attempt 1 failed; retrying in 0.2 s" in text and "transform attempt 2 failed; no attempts left" in text
+    assert "attempt 1 failed" not in log.read()  # a bad line stays bad: one attempt
     assert not list(client.get_container_client(c).list_blobs(name_starts_with="csv/"))  # nothing half-written
     assert http("GET", f"{base}/runtime/webhooks/durabletask/instances/no-such-run")[0] == 404
     assert http("POST", f"{base}/api/pipelines", {"config": {"processors": "x"}})[0] == 400
+
+
+@pytest.fixture
+def flaky_source():
+    """An HTTP source that answers 503 to its first GET, then serves the file: a transient failure."""
+    import http.server
+    import threading
+
+    gets = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            gets.append(self.path)
+            if len(gets) == 1:
+                self.send_error(503, "busy")
+                return
+            body = b'{"id": 1}\n{"id": 2}\n{"id": 3}\n'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/feed.jsonl", gets
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_transient_failure_is_retried_by_durable(serve, blob_env, flaky_source):
+    base, log = serve
+    client, c = blob_env
+    url, gets = flaky_source
+    config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL",
+                              "processor_config": {"src": {"type": "http", "url": url}, "dest": blob_loc(c, "csv/"),
+                                                   "columns": [{"name": "id", "path": "id"}]}}]}
+    code, _, body = http("POST", f"{base}/api/pipelines", {"config": config, "retry": {"max_attempts": 3, "interval_seconds": 0.2}})
+    assert code == 202
+    _, status = poll(json.loads(body)["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Completed", status["output"]
+    assert len(gets) == 2  # the 503, then the retried attempt
+    log.seek(0)
+    assert "transform attempt 1 failed; retrying in 0.2 s" in log.read()
+    assert client.get_blob_client(c, "csv/feed.csv").download_blob().readall() == b"id\r\n1\r\n2\r\n3\r\n"

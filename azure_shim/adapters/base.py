@@ -29,7 +29,10 @@ def run_activity(name: str, payload: dict, check: Callable[[dict], None] | None 
         text = str(exc) if isinstance(exc, (ValueError, OSError, RuntimeError)) else f"{type(exc).__name__}: {exc}"
         log.error("%s %s failed: %s", name, what, redact(text))
         raise ActivityError(redact(text)) from None
-    log.info("%s %s done in %.1f s", name, what, time.perf_counter() - started)
+    if isinstance(result, dict) and "failed" in result:  # the data or the config is wrong: not retried
+        log.error("%s %s failed for good: %s", name, what, result["failed"])
+    else:
+        log.info("%s %s done in %.1f s", name, what, time.perf_counter() - started)
     return result
 
 
