@@ -145,3 +145,29 @@ def test_a_failed_instance_is_started_afresh_under_the_same_id(app_server, tmp_p
     start(app_server, body)
     fresh = wait_done(app_server, "run-2")
     assert fresh is not failed and fresh.runtime_status == "Completed"
+
+
+def test_status_urls_carry_and_require_the_system_key(tmp_path):
+    """With a system key (as the Durable extension has), management URLs carry code= and the
+    status endpoint refuses a request without it; the client's RPC needs none."""
+    import urllib.error
+    import urllib.request
+
+    from azure_shim import build_app
+    from azure_shim.local_host.server import FunctionAppServer
+
+    server = FunctionAppServer(build_app(), "127.0.0.1", 0, workers=1, hub_name="testhub", system_key="k3y")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+        resp = start(server, {"config": config({"type": "local", "path": str(tmp_path / "in.jsonl")}, tmp_path / "out")})
+        url = json.loads(resp.get_body())["statusQueryGetUri"]
+        assert url.endswith("&code=k3y")
+        wait_done(server, json.loads(resp.get_body())["id"])
+        assert urllib.request.urlopen(url).status == 200
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(url.replace("&code=k3y", ""))
+        assert info.value.code == 401
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,9 +5,8 @@ and tests (an Airflow DAG can run against it on a laptop). Production is Azure D
                                                           with a real DurableOrchestrationClient
     GET  /runtime/webhooks/durabletask/instances/{id}     statusQueryGetUri: 202 Pending/Running,
                                                           200 Completed/Failed/Terminated, 404 unknown
-    POST /runtime/webhooks/durabletask/orchestrators/{name}[/{id}]
-                                                          what the client calls to start (the
-                                                          extension's RPC), served by TaskHub
+    POST /durabletask/orchestrators/{name}[/{id}]         the extension's RPC that the client calls
+    GET  /durabletask/instances/{id}                      (start, status), served by TaskHub
 
 The starter's client binding points its rpcBaseUrl back at this server, so the same start code
 (validation, idempotent instance ids, create_check_status_response) runs here and on Azure.
@@ -26,17 +25,22 @@ from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger("local_host.server")
 
-WEBHOOK = "/runtime/webhooks/durabletask/"
+WEBHOOK = "/runtime/webhooks/durabletask/"  # the public management API (statusQueryGetUri)
+RPC = "/durabletask/"  # what the client binding's rpcBaseUrl points at (the host's local RPC)
 
 
 class FunctionAppServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 7071, workers: int = 4,
-                 hub_name: str = "pipelineslocal"):
+                 hub_name: str = "pipelineslocal", system_key: str | None = None):
+        """system_key: like the Durable extension's system key, put in the management URLs as
+        code= and required by them; lets a caller (an Airflow DAG, a test) see that it is kept
+        secret. None: no key, as with `func start`."""
         from azure_shim.local_host.taskhub import TaskHub
 
         super().__init__((host, port), _Handler)
+        self.system_key = system_key
         functions = self.hub_functions = app.get_functions()
         self.hub = TaskHub(functions, workers=workers, name=hub_name)
         self.http_functions = {}
@@ -58,7 +62,7 @@ class FunctionAppServer(ThreadingHTTPServer):
     def client_binding(self) -> str:
         """The JSON the Functions host hands a durableClient binding, pointing at this server."""
         instances = f"{self.base_url}{WEBHOOK}instances/INSTANCEID"
-        query = f"taskHub={self.hub.name}&connection=Storage"
+        query = f"taskHub={self.hub.name}&connection=Storage" + (f"&code={self.system_key}" if self.system_key else "")
         return json.dumps({
             "taskHubName": self.hub.name,
             "creationUrls": {
@@ -78,7 +82,7 @@ class FunctionAppServer(ThreadingHTTPServer):
             },
             "baseUrl": f"{self.base_url}{WEBHOOK}",
             "requiredQueryStringParameters": query,
-            "rpcBaseUrl": f"{self.base_url}{WEBHOOK}",
+            "rpcBaseUrl": f"{self.base_url}{RPC}",
         })
 
     def call_http_function(self, fn, method: str, url: str, headers: dict, body: bytes):
@@ -129,20 +133,39 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+    def _route(self, resource: str) -> tuple[str | None, bool]:
+        """(the rest of the path after the management API's or the RPC's `resource`, or None;
+        whether the caller may use it). The public management API wants the system key, when
+        there is one; the local RPC does not."""
+        parts = urlsplit(self.path)
+        for prefix in (WEBHOOK, RPC):
+            if parts.path.startswith(prefix + resource):
+                key = self.server.system_key
+                allowed = prefix == RPC or not key or dict(parse_qsl(parts.query)).get("code") == key
+                return parts.path[len(prefix + resource):], allowed
+        return None, True
+
     def do_GET(self):
-        path = urlsplit(self.path).path
-        if path.startswith(WEBHOOK + "instances/"):
-            inst = self.server.hub.get(path[len(WEBHOOK + "instances/"):])
-            if inst is None:
-                return self._send(404)
-            status = inst.status()
-            return self._send(202 if status["runtimeStatus"] in ("Pending", "Running") else 200, json.dumps(status))
+        rest, allowed = self._route("instances/")
+        if not allowed:
+            return self._send(401, json.dumps({"error": "a valid code= is required"}))
+        if rest is not None:
+            return self._status(rest)
         return self._http_function("GET")
 
+    def _status(self, instance_id: str) -> None:
+        inst = self.server.hub.get(instance_id)
+        if inst is None:
+            return self._send(404)
+        status = inst.status()
+        self._send(202 if status["runtimeStatus"] in ("Pending", "Running") else 200, json.dumps(status))
+
     def do_POST(self):
-        path = urlsplit(self.path).path
-        if path.startswith(WEBHOOK + "orchestrators/"):
-            return self._start(path[len(WEBHOOK + "orchestrators/"):])
+        rest, allowed = self._route("orchestrators/")
+        if not allowed:
+            return self._send(401, json.dumps({"error": "a valid code= is required"}))
+        if rest is not None:
+            return self._start(rest)
         return self._http_function("POST")
 
     def _start(self, rest: str) -> None:
@@ -187,7 +210,8 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from azure_shim import build_app
 
-    server = FunctionAppServer(build_app(), host, port, workers, os.environ.get("TASK_HUB_NAME", "pipelineslocal"))
+    server = FunctionAppServer(build_app(), host, port, workers, os.environ.get("TASK_HUB_NAME", "pipelineslocal"),
+                               os.environ.get("LOCAL_HOST_SYSTEM_KEY") or None)
     print(f"serving the function app on {server.base_url} (POST {server.base_url}/api/pipelines); Ctrl-C stops",
           flush=True)
     try:
