@@ -74,7 +74,7 @@ def test_status_url_code_is_registered_with_the_masker(version, tmp_path):
     assert "sYsKeY-masking-check" not in found["redacted"] and "code=***" in found["redacted"]
 
 
-# -- end to end: Airflow 3 dag.test() -> local serve -> Azurite --------------------------------
+# -- end to end: dag.test() -> local serve -> Azurite --------------------------------
 
 def blob(container, path):
     return {"type": "blob", "connection": "RAW_STORAGE", "container": container, "path": path}
@@ -99,17 +99,18 @@ def serve_app(azurite, tmp_path):
         log.close()
 
 
-@pytest.fixture
-def airflow3_home(tmp_path):
-    home = tmp_path / "airflow"
+def migrated_home(version: str, tmp_path: Path) -> Path:
+    home = tmp_path / f"airflow{version}"
     home.mkdir()
-    proc = subprocess.run([str(airflow_python("3")), "-m", "airflow", "db", "migrate"], cwd=home,
+    proc = subprocess.run([str(airflow_python(version)), "-m", "airflow", "db", "migrate"], cwd=home,
                           env=airflow_env(home), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return home
 
 
-def test_collector_dag_runs_processors_on_the_functions_app(serve_app, airflow3_home, blob_env, tmp_path):
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_collector_dag_runs_processors_on_the_functions_app(version, serve_app, blob_env, tmp_path):
+    home = migrated_home(version, tmp_path)
     client, c = blob_env
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -130,7 +131,7 @@ def test_collector_dag_runs_processors_on_the_functions_app(serve_app, airflow3_
     plan.write_text(dumps(compile_sourcemarts([("e2e.json", sourcemart)], {"poke_interval_s": 1})))
     env = {"SOURCEMART_DAGS_PLAN": str(plan), "AIRFLOW_CONN_SOURCEMART_FUNCTIONS": serve_app}
 
-    ok = run_airflow_script("3", airflow3_home, "run_dag.py", str(ROOT / "dags"), "e2e.events.collector", env=env)
+    ok = run_airflow_script(version, home, "run_dag.py", str(ROOT / "dags"), "e2e.events.collector", env=env)
     assert ok["state"] == "success", ok["log"][-4000:]
     assert {t: s["state"] for t, s in ok["tasks"].items()} == {"collect.start": "success", "collect.wait": "success",
                                                                 "collected": "success"}
@@ -140,7 +141,7 @@ def test_collector_dag_runs_processors_on_the_functions_app(serve_app, airflow3_
     # the sensor polled the status URL with its code= (the server refuses it without); that the key
     # is masked in task logs is checked by test_status_url_code_is_registered_with_the_masker
 
-    bad = run_airflow_script("3", airflow3_home, "run_dag.py", str(ROOT / "dags"), "e2e.broken.collector", env=env)
+    bad = run_airflow_script(version, home, "run_dag.py", str(ROOT / "dags"), "e2e.broken.collector", env=env)
     assert bad["state"] == "failed"
     assert bad["tasks"]["collect.start"]["state"] == "success"
     assert bad["tasks"]["collect.wait"]["state"] == "failed" and bad["tasks"]["collect.wait"]["try_number"] == 1
