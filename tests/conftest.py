@@ -3,6 +3,7 @@ local HTTP server are started by the test session on 127.0.0.1 and stopped after
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -130,3 +131,37 @@ class FailingReader(io.RawIOBase):
         n = self.f.readinto(memoryview(b)[: self.left])
         self.left -= n
         return n
+
+
+@contextlib.contextmanager
+def http_file(body: bytes, name: str = "feed.jsonl", before=None):
+    """A one-file HTTP source on 127.0.0.1 serving `body` at /<name>. before(n), if given, runs as
+    the n-th GET (1-based) arrives; it may block, or return an HTTP status to answer instead.
+    Yields the URL."""
+    import http.server
+    import threading
+
+    gets = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            gets.append(self.path)
+            status = before(len(gets)) if before else None
+            if status:
+                self.send_error(status)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    finally:
+        server.shutdown()
+        server.server_close()

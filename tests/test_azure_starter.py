@@ -6,13 +6,14 @@ GET instances/{id}): azure_shim.local_host, the same server `local_runner serve`
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
 import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.conftest import http_file
 
 
 @pytest.fixture
@@ -32,25 +33,9 @@ def app_server():
 def gate():
     """An HTTP source whose body is held back until the test opens the gate: a run stays Running."""
     opened = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            opened.wait(30)
-            body = b'{"id": 1}\n{"id": 2}\n'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/events.jsonl", opened
-    opened.set()
-    server.shutdown()
-    server.server_close()
+    with http_file(b'{"id": 1}\n{"id": 2}\n', "events.jsonl", before=lambda n: opened.wait(30) and None) as url:
+        yield url, opened
+        opened.set()
 
 
 def config(src: dict, dest) -> dict:

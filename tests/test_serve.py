@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import AZURITE_KEY, ROOT, free_port, wait_for_port
+from tests.conftest import AZURITE_KEY, ROOT, free_port, http_file, wait_for_port
 
 
 def http(method: str, url: str, body=None) -> tuple[int, dict, bytes]:
@@ -137,31 +137,14 @@ def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
 @pytest.fixture
 def flaky_source():
     """An HTTP source that answers 503 to its first GET, then serves the file: a transient failure."""
-    import http.server
-    import threading
-
     gets = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            gets.append(self.path)
-            if len(gets) == 1:
-                self.send_error(503, "busy")
-                return
-            body = b'{"id": 1}\n{"id": 2}\n{"id": 3}\n'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def before(n):
+        gets.append(n)
+        return 503 if n == 1 else None
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/feed.jsonl", gets
-    server.shutdown()
-    server.server_close()
+    with http_file(b'{"id": 1}\n{"id": 2}\n{"id": 3}\n', before=before) as url:
+        yield url, gets
 
 
 def test_a_transient_failure_is_retried_by_durable(serve, blob_env, flaky_source):
