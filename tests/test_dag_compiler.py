@@ -245,3 +245,10 @@ def test_cli_names_file_line_and_column_of_bad_json(tmp_path):
     assert proc.returncode == 2
     assert f"{tmp_path}/bad.json:2:13: not valid JSON" in proc.stderr
     assert not (tmp_path / "plan.json").exists()
+
+
+def test_readme_shows_the_dags_of_the_shipped_sourcemarts():
+    from dag_compiler.__main__ import describe
+
+    plan = json.loads((ROOT / "dags" / "sourcemarts.compiled.json").read_text())
+    assert describe(plan) in (ROOT / "README.md").read_text()
