@@ -85,7 +85,12 @@ class _Compiler:
         except ConfigError as exc:
             self.errors += [f"{source}: {owner}.{e}" for e in exc.errors]
             return None
-        return {"task_id": group_id, "type": "processors", "config": config.model_dump(mode="json", exclude_none=True)}
+        dumped = config.model_dump(mode="json", exclude_none=True)
+        if "{% endraw %}" in json.dumps(dumped):  # the factory wraps the config in a Jinja raw block
+            self.error(source, f"{owner}.processors", "contains the text '{% endraw %}', which Airflow's templating "
+                                                      "would read as the end of the config")
+            return None
+        return {"task_id": group_id, "type": "processors", "config": dumped}
 
     def sourcemart(self, source: str, sm: Sourcemart) -> None:
         s = sm.sourcemart

@@ -74,6 +74,25 @@ def test_status_url_code_is_registered_with_the_masker(version, tmp_path):
     assert "sYsKeY-masking-check" not in found["redacted"] and "code=***" in found["redacted"]
 
 
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_start_body_is_the_config_verbatim_and_the_instance_id(version, tmp_path):
+    """Jinja renders only the instance id: a config holding template-like text goes out as it is."""
+    sourcemart = {"sourcemart": "acme", "tables": [{"name": "t", "schedule": "@daily", "collector": {"processors": [
+        {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": {"type": "local", "path": "in/*.jsonl"}, "dest": {"type": "local", "path": "out/"},
+            "columns": [{"name": "{{ 7 * 7 }}", "path": "a"}, {"name": "{% if x %}y{% endif %}", "path": "b"}]}}]}}]}
+    plan = compile_sourcemarts([("acme.json", sourcemart)])
+    (tmp_path / "plan.json").write_text(dumps(plan))
+    run_id = "scheduled__2026-11-24T02:00:00+00:00"
+    found = run_airflow_script(version, tmp_path, "render_start_body.py", str(ROOT / "dags" / "sourcemart_dags.py"),
+                               "acme.t.collector", run_id, env={"SOURCEMART_DAGS_PLAN": str(tmp_path / "plan.json")})
+    body = json.loads(found["body"])
+    assert body["config"] == plan["dags"][0]["tasks"][0]["config"]
+    assert [c["name"] for c in body["config"]["processors"][0]["processor_config"]["columns"]] == [
+        "{{ 7 * 7 }}", "{% if x %}y{% endif %}"]
+    assert body["instance_id"] == "acme.t.collector.scheduled__2026-11-24T02:00:00-00:00"
+
+
 # -- end to end: dag.test() -> local serve -> Azurite --------------------------------
 
 def blob(container, path):

@@ -252,3 +252,11 @@ def test_readme_shows_the_dags_of_the_shipped_sourcemarts():
 
     plan = json.loads((ROOT / "dags" / "sourcemarts.compiled.json").read_text())
     assert describe(plan) in (ROOT / "README.md").read_text()
+
+
+def test_a_config_that_would_break_out_of_the_jinja_raw_block():
+    bad = copy.deepcopy(TRANSFORM)
+    bad["processor_config"]["columns"][0]["name"] = "a{% endraw %}{{ 7 * 7 }}"
+    doc = {"sourcemart": "acme", "tables": [table("t", refiner={"processors": [bad]})]}
+    assert errors(doc) == ["sourcemarts/acme.json: tables[0].refiner.processors: contains the text '{% endraw %}', "
+                           "which Airflow's templating would read as the end of the config"]
