@@ -72,7 +72,8 @@ def _request(location: dict, method: str = "GET", extra: dict | None = None):
         return opener.open(req, timeout=location.get("timeout_s", 60.0))
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise OSError(f"{describe(location)}: {method} answered {exc.code} {exc.reason}") from None
+        why = ": the file changed since it was first read" if exc.code == 412 and "If-Match" in headers else ""
+        raise OSError(f"{describe(location)}: {method} answered {exc.code} {exc.reason}{why}") from None
     except (urllib.error.URLError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OSError(f"{describe(location)}: {method} failed: {reason}") from None
@@ -137,16 +138,24 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
             raise OSError(f"{label}: this processor needs a seekable source and the server does not answer "
                           f"Range requests (a request for bytes=0-0 answered {probe.status}, not 206)")
         _, _, size = _content_range(probe, label, "a request for bytes=0-0")
+        etag = probe.headers.get("ETag")
     if size is None:
         raise OSError(f"{label}: the server does not tell the size (Content-Range total '*')")
+    # Every range must come from the same version of the file: a strong ETag pins it (If-Match makes
+    # the server refuse with 412 once it changed; the ETag of each answer is compared as well, for
+    # servers that ignore If-Match). Without an ETag, the size check below is what is left.
+    pin = {"If-Match": etag} if etag and not etag.startswith("W/") else {}
 
     def fetch(offset: int, view: memoryview) -> int:
         got = 0
         while got < len(view):  # a server may answer a shorter range than asked; ask for the rest
             start, end = offset + got, offset + len(view) - 1
             what = f"the Range request for bytes {start}-{end}"
-            with _request(location, extra={"Range": f"bytes={start}-{end}"}) as resp:
+            with _request(location, extra={"Range": f"bytes={start}-{end}", **pin}) as resp:
                 first, _, total = _content_range(resp, label, what)
+                if pin and resp.headers.get("ETag") not in (None, etag):
+                    raise OSError(f"{label}: {what} answered ETag {resp.headers.get('ETag')} where the first "
+                                  f"request saw {etag}: the file changed while it was read")
                 if first != start or total != size:
                     raise OSError(f"{label}: {what} answered Content-Range {resp.headers.get('Content-Range')!r} "
                                   f"(expected bytes {start}-…/{size}); did the file change?")

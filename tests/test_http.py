@@ -41,6 +41,7 @@ class State:
     truncate_at: int | None = None  # send only this many body bytes, then close the connection
     chunked: bool = False  # Transfer-Encoding: chunked instead of Content-Length
     redirects: dict = field(default_factory=dict)  # path -> Location
+    etag: str | None = None  # "strict": ETag + honour If-Match (412); "header": send an ETag, ignore If-Match
     after_request: object = None  # callable(state, method, path, range) run after each answer
     log: list = field(default_factory=list)  # (method, path, Range, Authorization) per request
 
@@ -87,6 +88,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._empty(404)
         data = file.read_bytes()
         status, headers = 200, []
+        if st.etag:
+            tag = '"%s"' % hashlib.sha1(data).hexdigest()
+            headers.append(("ETag", tag))
+            if st.etag == "strict" and self.headers.get("If-Match") not in (None, tag):
+                return self._empty(412, "Precondition Failed")
         if st.ranges:
             headers.append(("Accept-Ranges", "bytes"))
             if rng:
@@ -355,6 +361,36 @@ def test_zip_that_changes_between_range_requests_fails(server, tmp_path):
     with pytest.raises(UnitError, match="did the file change"):
         run_unit(http_unit(tmp_path, f"{base}/drop.zip", "decompress", "zip"))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("etag, expected", [("strict", "the file changed since it was first read"),
+                                             ("header", "the file changed while it was read")])
+def test_zip_rewritten_in_place_between_range_requests_fails(server, tmp_path, etag, expected):
+    """Same size, other bytes: only the ETag can tell. A server that honours If-Match answers 412;
+    for one that ignores it, the ETag of each answer is compared."""
+    base, state = server
+    state.etag = etag
+    make_zip(state.root / "drop.zip", {"a.jsonl": os.urandom(50_000).hex().encode()})
+
+    def rewrite_after_probe(st, method, path, rng):
+        if rng == "bytes=0-0":
+            data = bytearray((st.root / "drop.zip").read_bytes())
+            data[100] ^= 0xFF
+            (st.root / "drop.zip").write_bytes(bytes(data))
+
+    state.after_request = rewrite_after_probe
+    with pytest.raises(UnitError, match=expected):
+        run_unit(http_unit(tmp_path, f"{base}/drop.zip", "decompress", "zip"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_with_etag_reads_normally(server, tmp_path):
+    base, state = server
+    state.etag = "strict"
+    make_zip(state.root / "drop.zip", {"a.jsonl": b'{"id": 1}\n'})
+    result = run_unit(http_unit(tmp_path, f"{base}/drop.zip", "decompress", "zip"))
+    assert [o["name"] for o in result["outputs"]] == ["drop/a.jsonl"]
+    assert all(entry[0] == "GET" for entry in state.log)
 
 
 def test_gzip_and_tar_gz_over_http_stream_without_ranges(server, tmp_path):
