@@ -29,7 +29,8 @@ def airflow_python(version: str) -> Path:
 
 def airflow_env(home: Path, **more) -> dict:
     return {"PATH": f"{home.parent}/bin:/usr/bin:/bin", "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "PYTHONPATH": "", **more}
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False", "PYTHONPATH": "", **more}
 
 
 def run_airflow_script(version: str, home: Path, script: str, *args: str, env: dict | None = None, timeout=300) -> dict:
@@ -91,6 +92,17 @@ def test_start_body_is_the_config_verbatim_and_the_instance_id(version, tmp_path
     assert [c["name"] for c in body["config"]["processors"][0]["processor_config"]["columns"]] == [
         "{{ 7 * 7 }}", "{% if x %}y{% endif %}"]
     assert body["instance_id"] == "acme.t.collector.scheduled__2026-11-24T02:00:00-00:00"
+
+
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_an_outlet_queues_the_dags_scheduled_on_it(version, tmp_path):
+    """Airflow's own asset machinery, not the plan, decides what runs next: a Refiner that finishes
+    queues the Collector of another sourcemart that waits on it (globex.invoices waits on
+    acme/orders/refined and globex/accounts/refined)."""
+    home = migrated_home(version, tmp_path)
+    found = run_airflow_script(version, home, "asset_queue.py", str(ROOT / "dags"), "acme.orders.refiner")
+    assert found["state"] == "success"
+    assert found["queued"] == [["sourcemart://acme/orders/refined", "globex.invoices.collector"]]
 
 
 # -- end to end: dag.test() -> local serve -> Azurite --------------------------------
