@@ -10,6 +10,7 @@ import azure.durable_functions as df
 
 from azure_shim.names import ORCHESTRATOR
 from pipeline.orchestration import LIST_ACTIVITY, orchestrate
+from pipeline.request import RetryPolicy
 
 bp = df.Blueprint()
 
@@ -18,11 +19,10 @@ class RetryingActivities:
     """The context shape the core expects (call_activity, task_all, set_custom_status), with every
     activity call made through Durable's retry."""
 
-    def __init__(self, context: df.DurableOrchestrationContext, retry: dict):
+    def __init__(self, context: df.DurableOrchestrationContext, retry: RetryPolicy):
         self._context = context
-        self._retry = df.RetryOptions(
-            first_retry_interval_in_milliseconds=max(1, round(retry.get("interval_seconds", 5) * 1000)),
-            max_number_of_attempts=retry.get("max_attempts", 3))
+        self._retry = df.RetryOptions(first_retry_interval_in_milliseconds=max(1, round(retry.interval_seconds * 1000)),
+                                      max_number_of_attempts=retry.max_attempts)
 
     def call_activity(self, name: str, payload):
         # Results are plain JSON; naming their type keeps the SDK's strict-typing mode content.
@@ -40,4 +40,5 @@ class RetryingActivities:
 @bp.orchestration_trigger(context_name="context", input_type=dict)
 def pipeline(context: df.DurableOrchestrationContext):
     request = context.get_input()  # pipeline.request.orchestration_input(...), checked by the starter
-    return (yield from orchestrate(RetryingActivities(context, request.get("retry", {})), request))
+    retry = RetryPolicy.model_validate(request.get("retry", {}))
+    return (yield from orchestrate(RetryingActivities(context, retry), request))

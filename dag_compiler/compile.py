@@ -188,9 +188,11 @@ class _Compiler:
 
     def check_graph(self) -> None:
         producers: dict[str, DagSpec] = {}
+        seen: set[str] = set()
         for dag in self.dags:
-            if dag.dag_id in {d.dag_id for d in producers.values()}:
+            if dag.dag_id in seen:
                 self.error(dag.source, dag.path, f"DAG id {dag.dag_id} is generated twice")
+            seen.add(dag.dag_id)
             producers[dag.outlet] = dag
         for dag in self.dags:
             for uri, where in sorted(dag.waits.items()):

@@ -48,8 +48,9 @@ def orchestrate(ctx, request: dict):
             for start in range(0, len(units), wave):
                 ctx.set_custom_status({**where, "stage": "running", "units_done": len(results), "units": len(units)})
                 batch = units[start:start + wave]
-                results += yield ctx.task_all([ctx.call_activity(processor["processor_name"], u) for u in batch])
-                failed = next((r["failed"] for r in results if "failed" in r), None)
+                done = yield ctx.task_all([ctx.call_activity(processor["processor_name"], u) for u in batch])
+                results += done
+                failed = next((r["failed"] for r in done if "failed" in r), None)
                 if failed:
                     raise PipelineFailed(f"{failed} (not retried: the data or the config is wrong)")
         except Exception as exc:  # the executor's failure: an activity's message, after retries

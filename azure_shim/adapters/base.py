@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from pipeline.activities import ACTIVITIES
 from pipeline.settings import redact
+from pipeline.units import processor_label
 
 log = logging.getLogger("pipeline.activity")
 
@@ -52,7 +53,6 @@ def unit_adapter(processor_name: str) -> Callable[[dict], dict]:
 
 
 def _describe(payload: dict) -> str:
-    processor = payload.get("processor", {})
-    label = f"{processor.get('processor_name')}:{processor.get('processor_type')}"
+    label = processor_label(payload["processor"])
     src = payload.get("src")
     return f"{label} {src['name']}" if src else label

@@ -59,27 +59,35 @@ class FunctionAppServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def _query(self) -> str:
+        return f"taskHub={self.hub.name}&connection=Storage" + (f"&code={self.system_key}" if self.system_key else "")
+
+    def management_urls(self, instance_id: str = "INSTANCEID") -> dict:
+        """The management URLs of an instance (with the placeholder id: the binding's templates)."""
+        instances, query = f"{self.base_url}{WEBHOOK}instances/{instance_id}", self._query()
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{instances}?{query}",
+            "sendEventPostUri": f"{instances}/raiseEvent/{{eventName}}?{query}",
+            "terminatePostUri": f"{instances}/terminate?reason={{text}}&{query}",
+            "rewindPostUri": f"{instances}/rewind?reason={{text}}&{query}",
+            "purgeHistoryDeleteUri": f"{instances}?{query}",
+            "restartPostUri": f"{instances}/restart?{query}",
+            "suspendPostUri": f"{instances}/suspend?reason={{text}}&{query}",
+            "resumePostUri": f"{instances}/resume?reason={{text}}&{query}",
+        }
+
     def client_binding(self) -> str:
         """The JSON the Functions host hands a durableClient binding, pointing at this server."""
-        instances = f"{self.base_url}{WEBHOOK}instances/INSTANCEID"
-        query = f"taskHub={self.hub.name}&connection=Storage" + (f"&code={self.system_key}" if self.system_key else "")
+        start, query = f"{self.base_url}{WEBHOOK}orchestrators/{{functionName}}[/{{instanceId}}]", self._query()
         return json.dumps({
             "taskHubName": self.hub.name,
             "creationUrls": {
-                "createNewInstancePostUri": f"{self.base_url}{WEBHOOK}orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
-                "createAndWaitOnNewInstancePostUri": f"{self.base_url}{WEBHOOK}orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+                "createNewInstancePostUri": f"{start}?{query}",
+                "createAndWaitOnNewInstancePostUri":
+                    f"{start}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
             },
-            "managementUrls": {
-                "id": "INSTANCEID",
-                "statusQueryGetUri": f"{instances}?{query}",
-                "sendEventPostUri": f"{instances}/raiseEvent/{{eventName}}?{query}",
-                "terminatePostUri": f"{instances}/terminate?reason={{text}}&{query}",
-                "rewindPostUri": f"{instances}/rewind?reason={{text}}&{query}",
-                "purgeHistoryDeleteUri": f"{instances}?{query}",
-                "restartPostUri": f"{instances}/restart?{query}",
-                "suspendPostUri": f"{instances}/suspend?reason={{text}}&{query}",
-                "resumePostUri": f"{instances}/resume?reason={{text}}&{query}",
-            },
+            "managementUrls": self.management_urls(),
             "baseUrl": f"{self.base_url}{WEBHOOK}",
             "requiredQueryStringParameters": query,
             "rpcBaseUrl": f"{self.base_url}{RPC}",
@@ -180,8 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             inst = self.server.hub.start(name, instance_id or uuid.uuid4().hex, input_json)
         except TaskHubError as exc:
             return self._send(400, json.dumps({"ExceptionMessage": str(exc)}))
-        payload = json.loads(self.server.client_binding())["managementUrls"]
-        payload = {k: v.replace("INSTANCEID", inst.instance_id) for k, v in payload.items()}
+        payload = self.server.management_urls(inst.instance_id)
         return self._send(202, json.dumps(payload), {"Location": payload["statusQueryGetUri"]})
 
     def _http_function(self, method: str) -> None:

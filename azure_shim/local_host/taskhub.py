@@ -110,7 +110,6 @@ class TaskHub:
         self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="activity")
         self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
-        self._closed = False
 
     # -- the client side ---------------------------------------------------------------------
     def start(self, orchestrator: str, instance_id: str, input_json: str | None) -> Instance:
@@ -140,13 +139,12 @@ class TaskHub:
         return inst
 
     def close(self) -> None:
-        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- the orchestration side --------------------------------------------------------------
     def _drive(self, inst: Instance) -> None:
         try:
-            _Episode.run_all(self, inst)
+            _Episode(self, inst).run()
         except Exception as exc:  # a bug here, not in the pipeline: fail the instance visibly
             log.exception("instance %s: task hub error", inst.instance_id)
             self._finish(inst, "Failed", f"local task hub error: {exc}")
@@ -183,16 +181,14 @@ class _Episode:
     def __init__(self, hub: TaskHub, inst: Instance):
         self.hub, self.inst = hub, inst
         self.tasks: dict[int, _Task] = {}  # event id -> task, for every TaskScheduled
-        self.timers: dict[int, int] = {}  # retry timer id -> task id it retries
         self.next_id = 0
         self.actions_seen = 0
         self.arrivals: queue.Queue[_Arrival] = queue.Queue()
         self.futures: list[cf.Future] = []
         self.outstanding = 0
 
-    @classmethod
-    def run_all(cls, hub: TaskHub, inst: Instance) -> None:
-        self = cls(hub, inst)
+    def run(self) -> None:
+        hub, inst = self.hub, self.inst
         inst.history += [_event(ORCHESTRATOR_STARTED),
                          _event(EXECUTION_STARTED, Name=inst.name, Input=inst.input or None, Version="")]
         while True:
@@ -288,7 +284,6 @@ class _Episode:
         delay = 0.0 if last else task.retry["firstRetryIntervalInMilliseconds"] / 1000
         timer_id = self._take_id()
         history.append(_event(TIMER_CREATED, timer_id, FireAt=_now()))
-        self.timers[timer_id] = a.task_id
         self.outstanding += 1
         timer = threading.Timer(delay, self.arrivals.put, args=(_Arrival(a.task_id, timer_id=timer_id),))
         timer.daemon = True
