@@ -5,8 +5,12 @@
   validate CONFIG...                                      check configs; errors name file and JSON path
   schema [--write FILE]                                   print (or write) the config's JSON Schema
 
-Exit codes: 0 done, 1 the run failed, 2 a config is invalid.
+Exit codes: 0 done, 1 the run failed, 2 a config is invalid or reaches beyond the policy.
 Relative local paths in a config are relative to the current directory.
+
+`run` applies the operator's policy (pipeline.policy) like the function app does, with one
+difference: when PIPELINE_LOCAL_ROOTS is unset, local locations may be anywhere under the current
+directory (the app and `serve` allow no local files by default).
 """
 
 from __future__ import annotations
@@ -87,10 +91,17 @@ def cmd_run(args) -> int:
     from pipeline.activities import ACTIVITIES
     from pipeline.orchestration import orchestrate
 
+    from pipeline.policy import config_errors, use_local_roots_default
+
+    use_local_roots_default([os.getcwd()], "the current directory: the local `run` default; "
+                                            "set PIPELINE_LOCAL_ROOTS to change it")
     try:
-        config = load_config(args.config).model_dump(exclude_none=True)
+        config = load_config(args.config).model_dump(mode="json", exclude_none=True)
+        errors = config_errors(config)
+        if errors:
+            raise ConfigError(errors, f"{args.config} (under the operator's policy)")
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(redact(str(exc)), file=sys.stderr)
         return 2
     try:
         if args.dry_run:
@@ -121,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run a sourcemart/table config")
+    p = sub.add_parser("run", help="run a sourcemart/table config (local files: under PIPELINE_LOCAL_ROOTS, "
+                                   "default the current directory's tree)")
     p.add_argument("config")
     p.add_argument("--dry-run", action="store_true", help="print the planned units; move no data")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="units run at once")

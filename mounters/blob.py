@@ -18,7 +18,7 @@ from mounters.ranged import open_ranged
 from pipeline.settings import get_setting
 
 DEFAULT_BLOCK = 4 << 20
-_clients: dict[str, BlobServiceClient] = {}
+_clients: dict[tuple[str, str], BlobServiceClient] = {}
 _lock = threading.Lock()
 
 
@@ -27,10 +27,10 @@ def describe(location: dict) -> str:
 
 
 def service_client(setting: str) -> BlobServiceClient:
+    value = get_setting(setting)  # every time: the policy is checked, and a rotated value gets a new client
     with _lock:
-        client = _clients.get(setting)
+        client = _clients.get((setting, value))
         if client is None:
-            value = get_setting(setting)
             if value.startswith("https://") or value.startswith("http://"):
                 try:
                     from azure.identity import DefaultAzureCredential
@@ -44,7 +44,7 @@ def service_client(setting: str) -> BlobServiceClient:
                     client = BlobServiceClient.from_connection_string(value)
                 except ValueError:
                     raise ValueError(f"app setting {setting!r} is not a valid storage connection string") from None
-            _clients[setting] = client
+            _clients[(setting, value)] = client
         return client
 
 

@@ -1,32 +1,121 @@
-"""HTTP API sources: one streamed GET per location. Header values (tokens, keys) come from app
-settings named in `headers_from_env`, never from the config. When a seekable reader is needed
-(a zip), the server must answer Range requests; reads then go through the ranged reader.
+"""HTTP API sources: one streamed GET per location, over urllib3. Header values (tokens, keys) come
+from app settings named in `headers_from_env`, never from the config. When a seekable reader is
+needed (a zip), the server must answer Range requests; reads then go through the ranged reader.
 
-What urllib/http.client leave to the caller, done here:
-  * a body that ends before its Content-Length is an error (http.client reports it as a normal EOF);
-  * a redirect to another origin (scheme, host, port) does not carry the configured headers along
-    (urllib forwards every header to wherever a redirect points);
-  * every Range answer is checked: 206, the asked-for start, the same total size; a server may
-    answer fewer bytes than asked, and the rest is asked for again.
+Transport (one pool manager per process):
+  * a pooled keep-alive connection per origin, so the ranged reads of a zip reuse one TCP+TLS
+    connection instead of opening one each;
+  * retries with backoff on connection failures and on 429/500/502/503/504, honouring Retry-After
+    (capped: a server does not get to park a unit for an hour);
+  * every connection is checked against the operator's policy (pipeline.policy) on the addresses
+    the name resolved to, and then on the address actually connected to, so a name that resolves
+    (or re-resolves: DNS rebinding) to loopback, private, link-local or metadata addresses is
+    refused unless the operator allowlisted that host;
+  * redirects are followed here, not by urllib3: only to http(s) URLs the policy allows, at most
+    MAX_REDIRECTS, and a redirect to another origin (scheme, host, port) drops *every* configured
+    header (urllib3 would keep e.g. X-Api-Key; it drops only Authorization and Cookie);
+  * a header secret is sent only to the origins the operator bound it to, and a value holding CR,
+    LF or NUL is refused before anything is sent (the error names the setting, never the value).
+
+Kept from before: a body that ends before its Content-Length is an error; every Range answer is
+checked (206, the asked-for start, the same total size, the pinned ETag); a server may answer fewer
+bytes than asked, and the rest is asked for again.
 """
 
 from __future__ import annotations
 
-import http.client
 import io
 import re
-import urllib.error
-import urllib.request
+import socket
+import sys
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError
+from urllib3.util import connection as _connection
 
 from mounters.base import safe_relative
 from mounters.ranged import open_ranged
+from pipeline.policy import PolicyError, current, origin_of
 from pipeline.settings import get_setting
 
 RANGE_BLOCK = 4 << 20
 READ_BUFFER = 1 << 20
+MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is waited this long, then retried
+CONNECT_TIMEOUT = 15.0
+_REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+
+
+class _Retry(urllib3.Retry):
+    def get_retry_after(self, response):
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, MAX_RETRY_AFTER)
+
+
+# GET is idempotent: a refused or reset connection, or a 429/5xx, is asked again. Redirects are ours.
+RETRY = _Retry(total=5, connect=2, read=1, status=3, other=0, redirect=0, raise_on_redirect=False,
+               status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
+               backoff_factor=0.5, backoff_max=8.0, respect_retry_after_header=True, raise_on_status=False)
+
+
+class _Guarded:
+    """A connection that refuses addresses the policy does not allow, before and after connecting."""
+
+    host: str
+    port: int
+
+    def _new_conn(self) -> socket.socket:
+        policy = current()
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        for *_, sockaddr in infos:  # every answer: a name must not mix public and private addresses
+            policy.check_address(self.host, self.port, sockaddr[0])
+        last: OSError | None = None
+        for family, _, _, _, sockaddr in infos:
+            try:
+                sock = _connection.create_connection((sockaddr[0], self.port), self.timeout,
+                                                     source_address=self.source_address,
+                                                     socket_options=self.socket_options)
+            except socket.timeout as exc:
+                raise ConnectTimeoutError(self, f"connecting to {self.host} timed out") from exc
+            except OSError as exc:
+                last = exc
+                continue
+            try:
+                policy.check_address(self.host, self.port, sock.getpeername()[0])
+            except BaseException:
+                sock.close()
+                raise
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return sock
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last}")
+
+
+class _GuardedHTTPConnection(_Guarded, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+_pool = urllib3.PoolManager(num_pools=32, maxsize=8, retries=RETRY)
+_pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def describe(location: dict) -> str:
@@ -43,42 +132,67 @@ def list_files(location: dict) -> list[dict]:
     return [{"location": location, "name": _name(location), "size": None}]
 
 
-def _origin(url: str) -> tuple:
-    p = urlsplit(url)
-    scheme = p.scheme.lower()
-    return scheme, (p.hostname or "").lower(), p.port or {"http": 80, "https": 443}.get(scheme)
+def _secret_headers(location: dict) -> dict[str, str]:
+    """Configured header -> value, each bound to the URL's origin by the policy; checked before sending."""
+    policy, out = current(), {}
+    for header, setting in location.get("headers_from_env", {}).items():
+        policy.check_header_setting(setting, location["url"])
+        value = get_setting(setting)
+        if any(c in value for c in "\r\n\0"):
+            raise PolicyError(f"app setting {setting!r} holds a CR, LF or NUL character, so it is not sent as "
+                              f"header {header!r} (fix the setting's value)")
+        out[header] = value
+    return out
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, dropping the configured (secret) headers when the origin changes."""
-
-    def __init__(self, secret_headers):
-        self._secret = {h.lower() for h in secret_headers}
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and _origin(new.full_url) != _origin(req.full_url):
-            for h in [h for h in new.headers if h.lower() in self._secret]:
-                del new.headers[h]
-        return new
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "reason", None) or exc
+    return f"{type(inner).__name__}: {inner}" if not isinstance(inner, str) else inner
 
 
-def _request(location: dict, method: str = "GET", extra: dict | None = None):
-    headers = {h: get_setting(s) for h, s in location.get("headers_from_env", {}).items()}
-    opener = urllib.request.build_opener(_Redirects(headers))
-    headers.update(extra or {})
-    req = urllib.request.Request(location["url"], headers=headers, method=method)
+def _get(location: dict, extra: dict | None = None) -> urllib3.BaseHTTPResponse:
+    """One GET (redirects followed under the policy); a non-2xx answer is an OSError naming the URL."""
+    label, policy = describe(location), current()
+    url = location["url"]
+    policy.check_url(url)
+    secret = _secret_headers(location)
+    headers, origin = {**secret, **(extra or {})}, origin_of(url)
+    timeout_s = location.get("timeout_s", 60.0)
+    timeout = urllib3.Timeout(connect=min(timeout_s, CONNECT_TIMEOUT), read=timeout_s)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            resp = _pool.urlopen("GET", url, headers=headers, redirect=False, preload_content=False,
+                                 decode_content=False, enforce_content_length=False, timeout=timeout,
+                                 retries=RETRY)  # Content-Length: checked by _Body, naming both counts
+        except HTTPError as exc:
+            raise OSError(f"{label}: GET failed: {_reason(exc)}") from None
+        if resp.status in _REDIRECTS and resp.headers.get("Location"):
+            resp.close()  # the body of a redirect is not ours to read (nor to wait for)
+            target = urljoin(url, resp.headers["Location"])
+            try:
+                policy.check_url(target)
+            except PolicyError as exc:
+                raise PolicyError(f"{label}: a redirect to {describe({'url': target})} was refused: {exc}") from None
+            if origin_of(target) != origin:  # the configured headers stay with the origin they were bound to
+                headers = dict(extra or {})
+            url = target
+            continue
+        if not 200 <= resp.status < 300:
+            resp.close()
+            why = ": the file changed since it was first read" if resp.status == 412 and "If-Match" in headers else ""
+            raise OSError(f"{label}: GET answered {resp.status} {resp.reason or ''}".rstrip() + why)
+        return resp
+    raise OSError(f"{label}: more than {MAX_REDIRECTS} redirects")
+
+
+def _content_length(resp) -> int | None:
+    value = resp.headers.get("Content-Length")
+    if value is None or "chunked" in resp.headers.get("Transfer-Encoding", "").lower():
+        return None
     try:
-        return opener.open(req, timeout=location.get("timeout_s", 60.0))
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        why = ": the file changed since it was first read" if exc.code == 412 and "If-Match" in headers else ""
-        raise OSError(f"{describe(location)}: {method} answered {exc.code} {exc.reason}{why}") from None
-    except (urllib.error.URLError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OSError(f"{describe(location)}: {method} failed: {reason}") from None
-    except (http.client.HTTPException, OSError) as exc:  # e.g. RemoteDisconnected, BadStatusLine
-        raise OSError(f"{describe(location)}: {method} failed: {type(exc).__name__}: {exc}") from None
+        return int(value)
+    except ValueError:
+        return None
 
 
 class _Body(io.RawIOBase):
@@ -89,9 +203,10 @@ class _Body(io.RawIOBase):
         self._resp = resp
         self.label = label
         self.name = label
-        self.size = resp.length  # Content-Length; None when chunked or read-until-close
+        self.size = _content_length(resp)  # None when chunked or read-until-close
         self.bytes_fetched = 0
         self.requests = 1
+        self._done = False
 
     def readable(self) -> bool:
         return True
@@ -99,19 +214,24 @@ class _Body(io.RawIOBase):
     def readinto(self, b) -> int:
         try:
             n = self._resp.readinto(b)
-        except (http.client.HTTPException, OSError) as exc:  # IncompleteRead (chunked), reset, timeout
+        except (HTTPError, OSError) as exc:  # IncompleteRead, reset, read timeout
             raise OSError(f"{self.label}: reading the body failed after {self.bytes_fetched} bytes: "
-                          f"{type(exc).__name__}: {exc}") from None
-        if not n and len(b) and self.size is not None and self.bytes_fetched < self.size:
-            raise OSError(f"{self.label}: the body ended after {self.bytes_fetched} of {self.size} bytes "
-                          "(connection closed early)")
+                          f"{_reason(exc)}") from None
+        if not n and len(b):
+            if self.size is not None and self.bytes_fetched < self.size:
+                raise OSError(f"{self.label}: the body ended after {self.bytes_fetched} of {self.size} bytes "
+                              "(connection closed early)")
+            self._done = True
         self.bytes_fetched += n
         return n
 
     def close(self) -> None:
         if not self.closed:
             try:
-                self._resp.close()
+                if self._done:
+                    self._resp.release_conn()  # read to the end: the connection goes back to the pool
+                else:
+                    self._resp.close()
             finally:
                 super().close()
 
@@ -129,16 +249,19 @@ def _content_range(resp, label: str, what: str) -> tuple[int, int, int | None]:
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:
     label = describe(location)
     if not seekable:
-        return io.BufferedReader(_Body(_request(location), label), buffer_size=READ_BUFFER)
+        return io.BufferedReader(_Body(_get(location), label), buffer_size=READ_BUFFER)
 
     # The size, and proof that Range requests work: ask for the first byte (works where HEAD is
     # not allowed, and does not trust an Accept-Ranges header).
-    with _request(location, extra={"Range": "bytes=0-0"}) as probe:
+    probe = _get(location, extra={"Range": "bytes=0-0"})
+    try:
         if probe.status != 206:
             raise OSError(f"{label}: this processor needs a seekable source and the server does not answer "
                           f"Range requests (a request for bytes=0-0 answered {probe.status}, not 206)")
         _, _, size = _content_range(probe, label, "a request for bytes=0-0")
         etag = probe.headers.get("ETag")
+    finally:
+        probe.close()
     if size is None:
         raise OSError(f"{label}: the server does not tell the size (Content-Range total '*')")
     # Every range must come from the same version of the file: a strong ETag pins it (If-Match makes
@@ -151,25 +274,33 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
         while got < len(view):  # a server may answer a shorter range than asked; ask for the rest
             start, end = offset + got, offset + len(view) - 1
             what = f"the Range request for bytes {start}-{end}"
-            with _request(location, extra={"Range": f"bytes={start}-{end}", **pin}) as resp:
-                first, _, total = _content_range(resp, label, what)
+            resp = _get(location, extra={"Range": f"bytes={start}-{end}", **pin})
+            complete = False
+            try:
+                first, last, total = _content_range(resp, label, what)
                 if pin and resp.headers.get("ETag") not in (None, etag):
                     raise OSError(f"{label}: {what} answered ETag {resp.headers.get('ETag')} where the first "
                                   f"request saw {etag}: the file changed while it was read")
                 if first != start or total != size:
                     raise OSError(f"{label}: {what} answered Content-Range {resp.headers.get('Content-Range')!r} "
                                   f"(expected bytes {start}-…/{size}); did the file change?")
-                before = got
-                while got < len(view):
+                before, want = got, min(len(view), got + last - first + 1)
+                while got < want:
                     try:
-                        n = resp.readinto(view[got:])
-                    except (http.client.HTTPException, OSError) as exc:
-                        raise OSError(f"{label}: reading {what} failed: {type(exc).__name__}: {exc}") from None
+                        n = resp.readinto(view[got:want])
+                    except (HTTPError, OSError) as exc:
+                        raise OSError(f"{label}: reading {what} failed: {_reason(exc)}") from None
                     if not n:
                         break
                     got += n
-                if got == before:
-                    break  # nothing more comes: the ranged reader reports the short read
+                complete = got == want
+            finally:
+                if complete and resp.length_remaining == 0:
+                    resp.release_conn()  # the whole answer was read: the connection goes back to the pool
+                else:
+                    resp.close()  # never drain what a server may keep sending
+            if got == before:
+                break  # nothing more comes: the ranged reader reports the short read
         return got
 
     return open_ranged(fetch, size, label, RANGE_BLOCK)

@@ -1,4 +1,7 @@
-"""Local paths: this machine's folders, and network shares mounted on it (SMB/NFS/Azure Files)."""
+"""Local paths: this machine's folders, and network shares mounted on it (SMB/NFS/Azure Files).
+
+Every path is resolved (symlinks followed) and must lie under the operator's local roots
+(pipeline.policy): a listed file that is a symlink out of them is an error, not a silent read."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 from typing import BinaryIO
 
 from mounters.base import select
+from pipeline.policy import current
 
 # Large reads: a network share pays per round trip.
 READ_BUFFER = 1 << 20
@@ -16,7 +20,9 @@ def describe(location: dict) -> str:
 
 
 def list_files(location: dict) -> list[dict]:
+    policy = current()
     sel = select(location["path"])
+    policy.local_path(sel.exact if sel.exact is not None else (sel.base or "."))
     if sel.exact is not None:
         if not os.path.isfile(sel.exact):
             raise FileNotFoundError(f"{describe(location)}: no such file")
@@ -37,6 +43,7 @@ def list_files(location: dict) -> list[dict]:
     out = []
     for full in sorted(candidates):
         if sel.matches(full):
+            policy.local_path(full)
             out.append({"location": {**location, "path": full}, "name": full[len(sel.base):],
                         "size": os.path.getsize(full)})
     return out
@@ -44,6 +51,6 @@ def list_files(location: dict) -> list[dict]:
 
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:
     try:
-        return open(location["path"], "rb", buffering=READ_BUFFER)
+        return current().open_local(location["path"], READ_BUFFER)
     except OSError as exc:
         raise FileNotFoundError(f"{describe(location)}: {exc.strerror}") from None

@@ -1,15 +1,55 @@
 """The activity bodies, cloud-agnostic: each takes and returns JSON-able dicts. The local runner
-calls them in its worker pool; the Azure shim registers them as activity functions."""
+calls them in its worker pool; the Azure shim registers them as activity functions.
+
+An activity trusts nothing in its payload: the processor is validated again, every location it
+carries (a unit's source, the previous processor's outputs) is checked against the operator's
+policy, and a source's name must be a safe relative name, all before any I/O. A payload edited in
+the Durable history or the task queue gets no further than the request that started the run."""
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter, ValidationError
+
+from pipeline.config import Processor, SourceLocation
 from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITIES
+from pipeline.policy import PolicyError, check_processor, current
+
+_source_location = TypeAdapter(SourceLocation)
+_processor = TypeAdapter(Processor)
+
+
+def checked_processor(processor: dict) -> dict:
+    """The processor, validated again and within the policy, or PolicyError."""
+    try:
+        model = _processor.validate_python(processor)
+    except ValidationError as exc:
+        raise PolicyError(f"the processor is invalid: {exc}") from None
+    processor = model.model_dump(mode="json", exclude_none=True)
+    check_processor(processor)
+    return processor
+
+
+def checked_source(src: dict) -> dict:
+    """A unit's source reference ({"location", "name", "size"}) as the policy allows it, or PolicyError."""
+    from mounters.base import safe_relative
+
+    try:
+        location = _source_location.validate_python(src["location"]).model_dump(mode="json", exclude_none=True)
+    except (ValidationError, KeyError, TypeError) as exc:
+        raise PolicyError(f"a unit's source location is invalid: {exc}") from None
+    current().check_location(location)
+    safe_relative(str(src.get("name") or ""), "source name")
+    return {**src, "location": location}
 
 
 def list_units(payload: dict) -> list[dict]:
     from pipeline.units import plan_units
 
-    return plan_units(payload["processor"], payload.get("previous_outputs"))
+    processor = checked_processor(payload["processor"])
+    previous = payload.get("previous_outputs")
+    if previous is not None:
+        previous = [{**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
+    return plan_units(processor, previous)
 
 
 def run_unit(payload: dict) -> dict:
@@ -17,7 +57,10 @@ def run_unit(payload: dict) -> dict:
     from processors import run_unit as run
 
     try:
-        return run(payload)
+        unit = {**payload, "processor": checked_processor(payload["processor"]), "src": checked_source(payload["src"])}
+        return run(unit)
+    except PolicyError as exc:
+        return {"failed": f"refused by the operator's policy: {exc}", "outputs": []}
     except UnitError as exc:
         if not exc.permanent:
             raise  # the executor may retry it (Durable does)

@@ -55,12 +55,20 @@ class BlobLocation(_Strict):
     )
 
 
+# A header name (RFC 9110 token), minus the headers the transport owns: a config must not set the
+# Host (virtual-host confusion), framing (request smuggling) or the range/version pin of a read.
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")]
+_TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+                      "trailer", "proxy-authorization", "proxy-connection", "range", "if-match", "if-range",
+                      "expect", "cookie"}
+
+
 class HttpLocation(_Strict):
     """An HTTP API source: one streamed GET. Credentials come from settings named in `headers_from_env`."""
 
     type: Literal["http"]
     url: str
-    headers_from_env: dict[str, SettingName] = Field(
+    headers_from_env: dict[HeaderName, SettingName] = Field(
         default_factory=dict, description="Header name -> setting holding its value (e.g. Authorization -> ACME_TOKEN)."
     )
     name: str | None = Field(default=None, description="File name for what is downloaded; default: last URL segment.")
@@ -77,7 +85,17 @@ class HttpLocation(_Strict):
         secret = sorted({k for k, _ in parse_qsl(parts.query) if k.lower() in _SECRET_QUERY_KEYS})
         if secret:
             raise ValueError(f"query parameter {secret[0]!r} looks like a credential; use headers_from_env")
+        if any(ord(c) < 33 or ord(c) == 127 for c in url):
+            raise ValueError("must not contain spaces or control characters (percent-encode them)")
         return url
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _not_transport_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        owned = sorted(h for h in headers if h.lower() in _TRANSPORT_HEADERS)
+        if owned:
+            raise ValueError(f"header {owned[0]!r} is set by the transport, not by a config")
+        return headers
 
 
 SourceLocation = Annotated[Union[LocalLocation, BlobLocation, HttpLocation], Field(discriminator="type")]

@@ -6,7 +6,7 @@
      "max_parallel_units": 32}
 
 Validated here, in the core, so the Azure HTTP starter and the local `serve` endpoint answer the
-same 400 with the same JSON paths before anything starts. The orchestration receives
+same 400 with the same JSON paths before anything starts, the operator's policy included. The orchestration receives
 `orchestration_input(request)`: the config and run parameters, never the instance id (Durable
 owns that) and never a secret (configs name app settings only).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from pipeline.config import PipelineConfig, _Strict, validate_model
+from pipeline.config import ConfigError, PipelineConfig, _Strict, validate_model
 
 # Durable instance ids end up in URL paths and storage keys: keep them to characters that need no
 # escaping anywhere. Airflow run ids (`manual__2026-11-24T10:00:00+00:00`) are sanitised by the DAG.
@@ -44,8 +44,15 @@ class RunRequest(_Strict):
 
 
 def validate_request(data: Any, source: str = "request") -> RunRequest:
-    """Raise pipeline.config.ConfigError naming each bad field's JSON path (e.g. config.processors[0]...)."""
-    return validate_model(RunRequest, data, source)
+    """Raise pipeline.config.ConfigError naming each bad field's JSON path (e.g. config.processors[0]...):
+    the request's shape, then everything it would reach beyond the operator's policy (pipeline.policy)."""
+    from pipeline.policy import config_errors
+
+    request = validate_model(RunRequest, data, source)
+    errors = config_errors(request.config.model_dump(mode="json", exclude_none=True), prefix="config.")
+    if errors:
+        raise ConfigError(errors, source)
+    return request
 
 
 def orchestration_input(request: RunRequest) -> dict:

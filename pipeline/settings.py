@@ -28,7 +28,11 @@ class SettingError(LookupError):
 
 
 def get_setting(name: str) -> str:
-    """The value of app setting `name`; the error names the setting, never a value."""
+    """The value of app setting `name`, which a config named: only settings the operator's policy
+    allows (pipeline.policy) are read. The error names the setting, never a value."""
+    from pipeline.policy import current
+
+    current().check_setting(name)
     value = os.environ.get(name)
     if not value:
         raise SettingError(f"app setting {name!r} is not set (it is named in the config)")

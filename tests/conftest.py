@@ -19,6 +19,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# The test policy (pipeline.policy), set as an operator would, in the environment, so every child
+# process (the CLI, `serve`) inherits it: local files under the temp folder and the repository, the
+# settings the tests name, plain http and private addresses only for 127.0.0.1 (the test servers).
+# Header settings are bound to a test server's origin by the test that starts it (header_origin).
+TEST_POLICY = {
+    "PIPELINE_LOCAL_ROOTS": os.pathsep.join([tempfile.gettempdir(), str(ROOT)]),
+    "PIPELINE_ALLOWED_SETTINGS": "RAW_STORAGE,ACME_TOKEN",
+    "PIPELINE_PLAIN_HTTP_HOSTS": "127.0.0.1",
+    "PIPELINE_PRIVATE_HOSTS": "127.0.0.1",
+}
+os.environ.update(TEST_POLICY)
+
+
+def header_origin(monkeypatch, setting: str, *origins: str) -> None:
+    """Bind a header setting to test servers' origins (PIPELINE_HEADER_ORIGINS), as an operator would."""
+    pairs = [p for p in os.environ.get("PIPELINE_HEADER_ORIGINS", "").split(",") if p]
+    monkeypatch.setenv("PIPELINE_HEADER_ORIGINS", ",".join(pairs + [f"{setting}={o}" for o in origins]))
+
+
 # Azurite's documented development account: public, not a secret.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

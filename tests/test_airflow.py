@@ -112,18 +112,22 @@ def blob(container, path):
 
 
 SYSTEM_KEY = "sYsKeY-" + os.urandom(8).hex()  # the status URLs' code=, which task logs must never show
+FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()  # every route of serve wants it, as Azure does
 
 
 @pytest.fixture
 def serve_app(azurite, tmp_path):
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite, "LOCAL_HOST_SYSTEM_KEY": SYSTEM_KEY}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite, "LOCAL_HOST_SYSTEM_KEY": SYSTEM_KEY,
+           "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY}
     proc = subprocess.Popen([sys.executable, "-m", "local_runner", "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
+        # The Airflow connection: the HTTP hook sends its extras as headers, so the key travels as
+        # x-functions-key (as it would to Azure), never in a URL.
+        yield f"http://127.0.0.1:{port}?x-functions-key={FUNCTION_KEY}"
     finally:
         proc.terminate()
         proc.wait(10)

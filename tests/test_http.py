@@ -23,6 +23,7 @@ import mounters
 from mounters.base import TEMP_PREFIX
 from pipeline.config import ConfigError, validate_config
 from processors import UnitError, run_unit
+from tests.conftest import header_origin
 
 TOKEN_VALUE = "tok-9f8e7d6c5b4a3210"
 TOKEN = f"Bearer {TOKEN_VALUE}"
@@ -150,7 +151,9 @@ def start_server(tmp_path):
 def server(start_server, monkeypatch):
     """A server that requires the token; ACME_TOKEN holds it, as an app setting would."""
     monkeypatch.setenv("ACME_TOKEN", TOKEN)
-    return start_server(token=TOKEN)
+    base, state = start_server(token=TOKEN)
+    header_origin(monkeypatch, "ACME_TOKEN", base)
+    return base, state
 
 
 def http_unit(tmp_path, url, processor="copy", kind="copy", headers=None, **cfg):

@@ -125,7 +125,8 @@ def test_secret_in_a_setting_never_reaches_output(tmp_path):
         "src": {"type": "http", "url": "http://127.0.0.1:9/data.jsonl", "headers_from_env": {"Authorization": "ACME_TOKEN"},
                 "timeout_s": 2},
         "dest": {"type": "local", "path": f"{tmp_path}/out/"}}}]}
-    proc = run_cli("run", write_config(tmp_path, cfg), "-q", env={"ACME_TOKEN": f"Bearer {token}"})
+    proc = run_cli("run", write_config(tmp_path, cfg), "-q", env={"ACME_TOKEN": f"Bearer {token}",
+                                                                  "PIPELINE_HEADER_ORIGINS": "ACME_TOKEN=http://127.0.0.1:9"})
     assert proc.returncode == 1 and "http://127.0.0.1:9/data.jsonl" in proc.stderr
     assert token not in proc.stderr + proc.stdout
 

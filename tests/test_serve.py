@@ -19,9 +19,13 @@ import pytest
 from tests.conftest import AZURITE_KEY, ROOT, free_port, http_file, wait_for_port
 
 
-def http(method: str, url: str, body=None) -> tuple[int, dict, bytes]:
+FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()
+
+
+def http(method: str, url: str, body=None, headers=None) -> tuple[int, dict, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "x-functions-key": FUNCTION_KEY} if headers is None else headers
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -34,7 +38,7 @@ def serve(azurite, tmp_path):
     """The CLI's serve command in a child process, with RAW_STORAGE naming Azurite."""
     port = free_port()
     log = open(tmp_path / "serve.log", "w+")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite, "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY}
     proc = subprocess.Popen([sys.executable, "-m", "local_runner", "-v", "serve", "--port", str(port), "--workers", "3"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -136,12 +140,13 @@ def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
 
 @pytest.fixture
 def flaky_source():
-    """An HTTP source that answers 503 to its first GET, then serves the file: a transient failure."""
+    """An HTTP source that answers 503 to its first 4 GETs (the transport's own retries: 1 + 3), then
+    serves the file: a transient failure that outlasts the transport's retries."""
     gets = []
 
     def before(n):
         gets.append(n)
-        return 503 if n == 1 else None
+        return 503 if n <= 4 else None
 
     with http_file(b'{"id": 1}\n{"id": 2}\n{"id": 3}\n', before=before) as url:
         yield url, gets
@@ -158,7 +163,7 @@ def test_a_transient_failure_is_retried_by_durable(serve, blob_env, flaky_source
     assert code == 202
     _, status = poll(json.loads(body)["statusQueryGetUri"])
     assert status["runtimeStatus"] == "Completed", status["output"]
-    assert len(gets) == 2  # the 503, then the retried attempt
+    assert len(gets) == 5  # 4 answered 503 (the transport retried 3 times), then Durable's retried attempt
     log.seek(0)
     assert "transform attempt 1 failed; retrying in 0.2 s" in log.read()
     assert client.get_blob_client(c, "csv/feed.csv").download_blob().readall() == b"id\r\n1\r\n2\r\n3\r\n"

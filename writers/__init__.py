@@ -16,6 +16,9 @@ __all__ = ["OutputSet", "Sink", "open_sink"]
 
 
 def open_sink(folder: dict, name: str) -> Sink:
+    from mounters.base import safe_relative
+
+    safe_relative(name, "output name")  # derived from source and member names: never '..' or absolute
     try:
         module = importlib.import_module(_TYPES[folder["type"]])
     except KeyError:

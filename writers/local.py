@@ -1,5 +1,6 @@
 """Local folders and mounted network shares: write a temp file beside the target, fsync, then an
-atomic rename on commit. The temp name starts with '.tmp-' so no listing ever picks it up."""
+atomic rename on commit. The temp name starts with '.tmp-' so no listing ever picks it up.
+The folder must resolve under the operator's local roots (pipeline.policy)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import uuid
 
 from mounters.base import TEMP_PREFIX
+from pipeline.policy import current
 from writers.base import Sink
 
 WRITE_BUFFER = 256 << 10
@@ -18,7 +20,10 @@ class LocalSink(Sink):
         super().__init__({"type": "local", "path": final}, f"local:{final}")
         self._final = final
         directory, base = os.path.split(final)
+        policy = current()
+        policy.local_path(directory or ".")  # before creating anything: no folder outside the roots
         os.makedirs(directory or ".", exist_ok=True)
+        policy.local_path(directory or ".")  # and no symlinked folder swapped in while creating
         self._tmp = os.path.join(directory, f"{TEMP_PREFIX}{base}-{uuid.uuid4().hex[:12]}")
         self._file = open(self._tmp, "xb", buffering=WRITE_BUFFER)
 

@@ -5,42 +5,66 @@ and tests (an Airflow DAG can run against it on a laptop). Production is Azure D
                                                           with a real DurableOrchestrationClient
     GET  /runtime/webhooks/durabletask/instances/{id}     statusQueryGetUri: 202 Pending/Running,
                                                           200 Completed/Failed/Terminated, 404 unknown
-    POST /durabletask/orchestrators/{name}[/{id}]         the extension's RPC that the client calls
-    GET  /durabletask/instances/{id}                      (start, status), served by TaskHub
+    POST /rpc-<token>/durabletask/orchestrators/{name}[/{id}]   the extension's RPC that the client
+    GET  /rpc-<token>/durabletask/instances/{id}                calls (start, status), served by TaskHub
 
 The starter's client binding points its rpcBaseUrl back at this server, so the same start code
-(validation, idempotent instance ids, create_check_status_response) runs here and on Azure.
-Function keys are not checked, as with `func start`.
+(validation, the operator's policy, idempotent instance ids, create_check_status_response) runs
+here and on Azure.
+
+Unlike `func start`, every route wants a key, as Azure does: the function key
+(LOCAL_HOST_FUNCTION_KEY; generated and printed once when unset) in an `x-functions-key` header or
+a `code=` query parameter; the status URLs also take the system key they carry (code=). The RPC
+routes sit under a random path known only to this process (what the host's local RPC is: not
+reachable from outside), and a start there is validated like the starter validates it. The `Host`
+header must name the bound address (DNS rebinding), POST bodies must be `application/json` and at
+most MAX_BODY bytes (CSRF with text/plain forms), and a request must arrive within
+REQUEST_DEADLINE seconds (a stalled or dribbling client does not hold a thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
+import re
+import secrets
+import socket
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from pipeline.request import INSTANCE_ID_PATTERN
+from pipeline.settings import redact
+
 log = logging.getLogger("local_host.server")
 
 WEBHOOK = "/runtime/webhooks/durabletask/"  # the public management API (statusQueryGetUri)
-RPC = "/durabletask/"  # what the client binding's rpcBaseUrl points at (the host's local RPC)
+MAX_BODY = 1 << 20  # a run request is a config: kilobytes, not megabytes
+REQUEST_DEADLINE = 30.0  # seconds from the first byte of a request to its whole body
+READ_TIMEOUT = 10.0  # seconds per socket read; an idle keep-alive connection is closed after it
 
 
 class FunctionAppServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 7071, workers: int = 4,
-                 hub_name: str = "pipelineslocal", system_key: str | None = None):
-        """system_key: like the Durable extension's system key, put in the management URLs as
-        code= and required by them; lets a caller (an Airflow DAG, a test) see that it is kept
-        secret. None: no key, as with `func start`."""
+                 hub_name: str = "pipelineslocal", system_key: str | None = None, function_key: str | None = None):
+        """function_key: what every route wants (x-functions-key or code=); system_key: like the
+        Durable extension's, put in the management URLs as code= and accepted by them. Either one
+        left out is generated (random, for this server's life)."""
         from azure_shim.local_host.taskhub import TaskHub
 
         super().__init__((host, port), _Handler)
-        self.system_key = system_key
+        self.function_key = function_key or secrets.token_urlsafe(32)
+        self.system_key = system_key or secrets.token_urlsafe(32)
+        # The host's local RPC: a path nobody outside this process knows.
+        self.rpc = f"/rpc-{secrets.token_hex(16)}/durabletask/"
+        bound = self.server_address[1]
+        names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
+        self.allowed_hosts = None if host in ("0.0.0.0", "::", "") else {f"{n}:{bound}" for n in names}
         functions = self.hub_functions = app.get_functions()
         self.hub = TaskHub(functions, workers=workers, name=hub_name)
         self.http_functions = {}
@@ -60,7 +84,7 @@ class FunctionAppServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def _query(self) -> str:
-        return f"taskHub={self.hub.name}&connection=Storage" + (f"&code={self.system_key}" if self.system_key else "")
+        return f"taskHub={self.hub.name}&connection=Storage&code={self.system_key}"
 
     def management_urls(self, instance_id: str = "INSTANCEID") -> dict:
         """The management URLs of an instance (with the placeholder id: the binding's templates)."""
@@ -90,7 +114,7 @@ class FunctionAppServer(ThreadingHTTPServer):
             "managementUrls": self.management_urls(),
             "baseUrl": f"{self.base_url}{WEBHOOK}",
             "requiredQueryStringParameters": query,
-            "rpcBaseUrl": f"{self.base_url}{RPC}",
+            "rpcBaseUrl": f"{self.base_url}{self.rpc}",
         })
 
     def call_http_function(self, fn, method: str, url: str, headers: dict, body: bytes):
@@ -123,9 +147,27 @@ class FunctionAppServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FunctionAppServer
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT
 
-    def log_message(self, fmt, *args):  # access log at DEBUG; query strings may carry a code= key
-        log.debug("%s %s", self.command, urlsplit(self.path).path)
+    def log_message(self, fmt, *args):  # access log at DEBUG: path only (a query may carry code=)
+        log.debug("%s %s", self.command, urlsplit(self.path).path.replace(self.server.rpc, "/rpc-***/durabletask/"))
+
+    def handle_one_request(self):
+        # The whole request (line, headers, body) must arrive before the deadline; the handler
+        # cancels it once the body is in. A socket timeout alone lets a client dribble forever.
+        timer = self._deadline = threading.Timer(REQUEST_DEADLINE, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _send(self, status: int, body: bytes | str | None = b"", headers: dict | None = None) -> None:
         data = body.encode() if isinstance(body, str) else (body or b"")
@@ -138,28 +180,65 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _refuse(self, status: int, error: str) -> None:
+        self.close_connection = True  # whatever else the client sent is not read
+        self._send(status, json.dumps({"error": error}))
 
-    def _route(self, resource: str) -> tuple[str | None, bool]:
-        """(the rest of the path after the management API's or the RPC's `resource`, or None;
-        whether the caller may use it). The public management API wants the system key, when
-        there is one; the local RPC does not."""
+    def _body(self) -> bytes | None:
+        """The request body, or None after answering a refusal (not JSON, too big, no length)."""
+        if self.command == "POST":
+            ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                self._refuse(415, "the body must be application/json")
+                return None
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(411, "send a Content-Length, not Transfer-Encoding")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._refuse(413, f"the body must be at most {MAX_BODY} bytes")
+            return None
+        data = self.rfile.read(length)
+        if len(data) != length:
+            self.close_connection = True
+            return None
+        self._deadline.cancel()
+        return data
+
+    def _authorized(self) -> str | None:
+        """The route kind ('rpc', 'webhook', 'api') if the request may use it; None after refusing."""
+        server = self.server
+        if server.allowed_hosts is not None and (self.headers.get("Host") or "").lower() not in server.allowed_hosts:
+            self._refuse(421, "the Host header does not name this server")
+            return None
         parts = urlsplit(self.path)
-        for prefix in (WEBHOOK, RPC):
-            if parts.path.startswith(prefix + resource):
-                key = self.server.system_key
-                allowed = prefix == RPC or not key or dict(parse_qsl(parts.query)).get("code") == key
-                return parts.path[len(prefix + resource):], allowed
-        return None, True
+        if parts.path.startswith(server.rpc):
+            return "rpc"  # the path itself is the credential
+        given = [self.headers.get("x-functions-key") or ""] + [v for k, v in parse_qsl(parts.query) if k == "code"]
+        keys = [server.function_key] + ([server.system_key] if parts.path.startswith(WEBHOOK) else [])
+        if not any(hmac.compare_digest(g.encode(), k.encode()) for g in given for k in keys):
+            self._refuse(401, "a valid function key is required (x-functions-key header or code=)")
+            return None
+        return "webhook" if parts.path.startswith(WEBHOOK) else "api"
+
+    def _rest(self, kind: str, resource: str) -> str | None:
+        prefix = (self.server.rpc if kind == "rpc" else WEBHOOK) + resource
+        path = urlsplit(self.path).path
+        return path[len(prefix):] if kind in ("rpc", "webhook") and path.startswith(prefix) else None
 
     def do_GET(self):
-        rest, allowed = self._route("instances/")
-        if not allowed:
-            return self._send(401, json.dumps({"error": "a valid code= is required"}))
+        kind = self._authorized()
+        if kind is None or self._body() is None:
+            return
+        rest = self._rest(kind, "instances/")
         if rest is not None:
             return self._status(rest)
-        return self._http_function("GET")
+        if kind != "api":
+            return self._send(404, json.dumps({"error": "no such route"}))
+        return self._http_function("GET", b"")
 
     def _status(self, instance_id: str) -> None:
         inst = self.server.hub.get(instance_id)
@@ -169,29 +248,34 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(202 if status["runtimeStatus"] in ("Pending", "Running") else 200, json.dumps(status))
 
     def do_POST(self):
-        rest, allowed = self._route("orchestrators/")
-        if not allowed:
-            return self._send(401, json.dumps({"error": "a valid code= is required"}))
-        if rest is not None:
-            return self._start(rest)
-        return self._http_function("POST")
+        kind = self._authorized()
+        if kind is None:
+            return
+        body = self._body()
+        if body is None:
+            return
+        rest = self._rest(kind, "orchestrators/")
+        if kind == "rpc" and rest is not None:
+            return self._start(rest, body)
+        if kind != "api":
+            return self._send(404, json.dumps({"error": "no such route"}))
+        return self._http_function("POST", body)
 
-    def _start(self, rest: str) -> None:
+    def _start(self, rest: str, body: bytes) -> None:
         from azure_shim.local_host.taskhub import TaskHubError
 
         name, _, instance_id = rest.partition("/")
-        body = self._body()
-        data = json.loads(body) if body.strip() else None
-        # The SDK posts its df_dumps'ed input as a JSON string; the extension keeps that text.
-        input_json = data if isinstance(data, str) or data is None else json.dumps(data)
         try:
+            input_json = _checked_start_input(body)
+            if instance_id and not re.fullmatch(INSTANCE_ID_PATTERN, instance_id):
+                raise ValueError(f"instance id {instance_id[:120]!r} does not match {INSTANCE_ID_PATTERN}")
             inst = self.server.hub.start(name, instance_id or uuid.uuid4().hex, input_json)
-        except TaskHubError as exc:
-            return self._send(400, json.dumps({"ExceptionMessage": str(exc)}))
+        except (TaskHubError, ValueError) as exc:
+            return self._send(400, json.dumps({"ExceptionMessage": redact(str(exc))}))
         payload = self.server.management_urls(inst.instance_id)
         return self._send(202, json.dumps(payload), {"Location": payload["statusQueryGetUri"]})
 
-    def _http_function(self, method: str) -> None:
+    def _http_function(self, method: str, body: bytes) -> None:
         parts = urlsplit(self.path)
         route = parts.path[len("/api/"):] if parts.path.startswith("/api/") else None
         found = self.server.http_functions.get(route)
@@ -202,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(405, json.dumps({"error": f"{parts.path} accepts {', '.join(methods)}"}))
         url = f"{self.server.base_url}{self.path}"
         try:
-            resp = self.server.call_http_function(fn, method, url, dict(self.headers), self._body())
+            resp = self.server.call_http_function(fn, method, url, dict(self.headers), body)
         except Exception as exc:  # what the host does with an unhandled exception: 500, logged
             log.exception("function %s failed", fn.get_function_name())
             return self._send(500, json.dumps({"error": f"{type(exc).__name__} in {fn.get_function_name()}"}))
@@ -212,15 +296,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(resp.status_code, resp.get_body(), headers)
 
 
+def _checked_start_input(body: bytes) -> str | None:
+    """The orchestration input of an RPC start, validated as the starter validates a request (the
+    operator's policy included): the RPC is no way around the starter. Returns the input's JSON."""
+    from pipeline.config import ConfigError
+    from pipeline.request import validate_request
+
+    data = json.loads(body) if body.strip() else None
+    # The SDK posts its df_dumps'ed input as a JSON string; the extension keeps that text.
+    parsed = json.loads(data) if isinstance(data, str) else data
+    try:
+        validate_request(parsed, "orchestration input")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return data if isinstance(data, str) else json.dumps(data)
+
+
 def serve(host: str, port: int, workers: int) -> None:
     import os
 
     from azure_shim import build_app
 
+    function_key = os.environ.get("LOCAL_HOST_FUNCTION_KEY") or None
     server = FunctionAppServer(build_app(), host, port, workers, os.environ.get("TASK_HUB_NAME", "pipelineslocal"),
-                               os.environ.get("LOCAL_HOST_SYSTEM_KEY") or None)
-    print(f"serving the function app on {server.base_url} (POST {server.base_url}/api/pipelines); Ctrl-C stops",
-          flush=True)
+                               os.environ.get("LOCAL_HOST_SYSTEM_KEY") or None, function_key)
+    print(f"serving the function app on {server.base_url} (POST {server.base_url}/api/pipelines with the function "
+          "key in an x-functions-key header); Ctrl-C stops", flush=True)
+    if function_key is None:
+        print(f"function key (LOCAL_HOST_FUNCTION_KEY is unset; generated for this run): {server.function_key}",
+              flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
