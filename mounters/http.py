@@ -236,6 +236,15 @@ class _Body(io.RawIOBase):
                 super().close()
 
 
+def _done_with(resp) -> None:
+    """Return a connection to the pool only when its answer was read to the end; otherwise close it
+    (never drain what a server may keep sending)."""
+    if resp.length_remaining == 0:
+        resp.release_conn()
+    else:
+        resp.close()
+
+
 def _content_range(resp, label: str, what: str) -> tuple[int, int, int | None]:
     if resp.status != 206:
         raise OSError(f"{label}: {what} answered {resp.status}, not 206 Partial Content")
@@ -260,8 +269,9 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
                           f"Range requests (a request for bytes=0-0 answered {probe.status}, not 206)")
         _, _, size = _content_range(probe, label, "a request for bytes=0-0")
         etag = probe.headers.get("ETag")
+        probe.read(64)  # the one byte asked for (bounded): the connection can then go back to the pool
     finally:
-        probe.close()
+        _done_with(probe)
     if size is None:
         raise OSError(f"{label}: the server does not tell the size (Content-Range total '*')")
     # Every range must come from the same version of the file: a strong ETag pins it (If-Match makes
@@ -275,7 +285,6 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
             start, end = offset + got, offset + len(view) - 1
             what = f"the Range request for bytes {start}-{end}"
             resp = _get(location, extra={"Range": f"bytes={start}-{end}", **pin})
-            complete = False
             try:
                 first, last, total = _content_range(resp, label, what)
                 if pin and resp.headers.get("ETag") not in (None, etag):
@@ -293,12 +302,8 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
                     if not n:
                         break
                     got += n
-                complete = got == want
             finally:
-                if complete and resp.length_remaining == 0:
-                    resp.release_conn()  # the whole answer was read: the connection goes back to the pool
-                else:
-                    resp.close()  # never drain what a server may keep sending
+                _done_with(resp)
             if got == before:
                 break  # nothing more comes: the ranged reader reports the short read
         return got

@@ -38,7 +38,10 @@ def checked_source(src: dict) -> dict:
     except (ValidationError, KeyError, TypeError) as exc:
         raise PolicyError(f"a unit's source location is invalid: {exc}") from None
     current().check_location(location)
-    safe_relative(str(src.get("name") or ""), "source name")
+    try:
+        safe_relative(str(src.get("name") or ""), "source name")
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
     return {**src, "location": location}
 
 

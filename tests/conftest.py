@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 TEST_POLICY = {
     "PIPELINE_LOCAL_ROOTS": os.pathsep.join([tempfile.gettempdir(), str(ROOT)]),
     "PIPELINE_ALLOWED_SETTINGS": "RAW_STORAGE,ACME_TOKEN",
-    "PIPELINE_PLAIN_HTTP_HOSTS": "127.0.0.1",
+    "PIPELINE_PLAIN_HTTP_HOSTS": "127.0.0.1,localhost",  # plain http, but localhost is not private-allowed
     "PIPELINE_PRIVATE_HOSTS": "127.0.0.1",
 }
 os.environ.update(TEST_POLICY)
