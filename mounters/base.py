@@ -19,11 +19,17 @@ _WILDCARDS = re.compile(r"[*?\[]")
 TEMP_PREFIX = ".tmp-"
 
 
+class MissingSource(LookupError):
+    """A container, share, folder, file or URL that does not exist: permanent (a retry cannot make
+    it appear). The message names it and what to fix."""
+
+
 @dataclass(frozen=True)
 class Selection:
     base: str  # folder prefix that names are relative to ('' or ends with '/')
     exact: str | None  # a single file, or None
     regex: re.Pattern | None  # a glob, or None for "everything below base"
+    prefix: str = ""  # every selected name starts with it: what a listing by prefix asks for
 
     def matches(self, full: str) -> bool:
         if not full.startswith(self.base) or full.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
@@ -37,10 +43,11 @@ def select(path: str) -> Selection:
     m = _WILDCARDS.search(path)
     if m:
         base = path[: path.rfind("/", 0, m.start()) + 1]
-        return Selection(base, None, re.compile(glob.translate(path, recursive=True, include_hidden=True, seps="/")))
+        return Selection(base, None, re.compile(glob.translate(path, recursive=True, include_hidden=True, seps="/")),
+                         path[: m.start()])  # the literal text before the first wildcard
     if path == "" or path.endswith("/"):
-        return Selection(path, None, None)
-    return Selection(path[: path.rfind("/") + 1], path, None)
+        return Selection(path, None, None, path)
+    return Selection(path[: path.rfind("/") + 1], path, None, path)
 
 
 def member_matcher(pattern: str):

@@ -1,68 +1,35 @@
-"""Azure Blob Storage sources, read with ranged GETs under a buffered, seekable reader.
+"""Azure Blob Storage sources, read with ranged GETs under a buffered, seekable reader (the client,
+naming and error meanings live in backends/blob.py).
 
-`connection` names an app setting holding either a connection string or an account URL
-(``https://<account>.blob.core.windows.net``), the latter used with DefaultAzureCredential
-(managed identity in Azure). Clients are cached per setting: they pool connections.
+Every ranged read carries the ETag of the blob's properties (If-Match), so a blob overwritten while
+it is read fails the unit (as I/O: a retry reads the new version whole) instead of giving a file
+that is half old, half new. A glob lists only the names under its literal prefix.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import BinaryIO
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
 
-from mounters.base import select
+from backends.blob import DEFAULT_BLOCK, container_client, describe, translate
+from mounters.base import MissingSource, select
 from mounters.ranged import open_ranged
-from pipeline.settings import get_setting
 
-DEFAULT_BLOCK = 4 << 20
-_clients: dict[tuple[str, str], BlobServiceClient] = {}
-_lock = threading.Lock()
-
-
-def describe(location: dict) -> str:
-    return f"blob:{location['connection']}/{location['container']}/{location.get('path', '')}"
-
-
-def service_client(setting: str) -> BlobServiceClient:
-    value = get_setting(setting)  # every time: the policy is checked, and a rotated value gets a new client
-    with _lock:
-        client = _clients.get((setting, value))
-        if client is None:
-            if value.startswith("https://") or value.startswith("http://"):
-                try:
-                    from azure.identity import DefaultAzureCredential
-                except ImportError:
-                    raise RuntimeError(
-                        f"app setting {setting!r} is an account URL, which needs the azure-identity package"
-                    ) from None
-                client = BlobServiceClient(account_url=value, credential=DefaultAzureCredential())
-            else:
-                try:
-                    client = BlobServiceClient.from_connection_string(value)
-                except ValueError:
-                    raise ValueError(f"app setting {setting!r} is not a valid storage connection string") from None
-            _clients[(setting, value)] = client
-        return client
-
-
-def container_client(location: dict) -> ContainerClient:
-    return service_client(location["connection"]).get_container_client(location["container"])
+__all__ = ["describe", "list_files", "open_source"]
 
 
 def list_files(location: dict) -> list[dict]:
     sel = select(location.get("path", ""))
-    prefix = sel.exact if sel.exact is not None else sel.base
     try:
-        blobs = [(b.name, b.size) for b in container_client(location).list_blobs(name_starts_with=prefix or None)]
-    except ResourceNotFoundError:
-        raise FileNotFoundError(f"{describe(location)}: container does not exist") from None
+        blobs = [(b.name, b.size) for b in container_client(location).list_blobs(name_starts_with=sel.prefix or None)]
+    except AzureError as exc:
+        raise translate(exc, location, "listing") from None
     out = [{"location": {**location, "path": name}, "name": name[len(sel.base):], "size": size}
            for name, size in sorted(blobs) if not name.endswith("/") and sel.matches(name)]
     if sel.exact is not None and not out:
-        raise FileNotFoundError(f"{describe(location)}: no such blob")
+        raise MissingSource(f"{describe(location)}: no such blob")
     return out
 
 
@@ -83,15 +50,17 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
     label = describe(location)
     blob = container_client(location).get_blob_client(location["path"])
     try:
-        size = blob.get_blob_properties().size
-    except ResourceNotFoundError:
-        raise FileNotFoundError(f"{label}: no such blob") from None
+        props = blob.get_blob_properties()
+    except AzureError as exc:
+        raise translate(exc, location, "reading its properties") from None
+    size, etag = props.size, props.etag
 
     def fetch(offset: int, view: memoryview) -> int:
         try:
             # The downloader writes into a stream; this one fills the caller's buffer (no extra copy).
-            return blob.download_blob(offset=offset, length=len(view), max_concurrency=1).readinto(_ViewWriter(view))
+            return blob.download_blob(offset=offset, length=len(view), max_concurrency=1, etag=etag,
+                                      match_condition=MatchConditions.IfNotModified).readinto(_ViewWriter(view))
         except AzureError as exc:
-            raise OSError(f"{label}: read at offset {offset} failed: {type(exc).__name__}") from exc
+            raise translate(exc, location, f"the read at offset {offset}") from None
 
     return open_ranged(fetch, size, label, location.get("block_size", DEFAULT_BLOCK))

@@ -17,6 +17,10 @@ Transport (one pool manager per process):
   * a header secret is sent only to the origins the operator bound it to, and a value holding CR,
     LF or NUL is refused before anything is sent (the error names the setting, never the value).
 
+Limits: `max_bytes` (what the source may send in all; a zip's declared size is checked up front)
+and `deadline_s` (the whole download, retries included: a watchdog shuts the socket down when it
+passes, since a server trickling a byte per second never trips a per-read timeout).
+
 Kept from before: a body that ends before its Content-Length is an error; every Range answer is
 checked (206, the asked-for start, the same total size, the pinned ETag); a server may answer fewer
 bytes than asked, and the rest is asked for again.
@@ -28,6 +32,8 @@ import io
 import re
 import socket
 import sys
+import threading
+import time
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -37,7 +43,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as _connection
 
-from mounters.base import safe_relative
+from mounters.base import MissingSource, safe_relative
 from mounters.ranged import open_ranged
 from pipeline.policy import PolicyError, current, origin_of
 from pipeline.settings import get_setting
@@ -118,6 +124,42 @@ _pool = urllib3.PoolManager(num_pools=32, maxsize=8, retries=RETRY)
 _pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
+class _Deadline:
+    """The whole download's deadline: checked between requests, and enforced on a blocked read by
+    shutting the current connection's socket down."""
+
+    def __init__(self, location: dict, label: str):
+        self.seconds = location.get("deadline_s", 1800.0)
+        self.label = label
+        self.expired = False
+        self._resp = None
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = getattr(getattr(self._resp, "connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def watch(self, resp) -> None:
+        self._resp = resp
+        if self.expired:
+            resp.close()
+        self.check()
+
+    def check(self) -> None:
+        if self.expired:
+            raise TimeoutError(f"{self.label}: the download did not finish within deadline_s={self.seconds:g} s")
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 def describe(location: dict) -> str:
     p = urlsplit(location["url"])  # no query string: it is not ours to print
     return f"http:{p.scheme}://{p.netloc}{p.path}"
@@ -150,7 +192,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {inner}" if not isinstance(inner, str) else inner
 
 
-def _get(location: dict, extra: dict | None = None) -> urllib3.BaseHTTPResponse:
+def _get(location: dict, extra: dict | None = None, deadline: _Deadline | None = None) -> urllib3.BaseHTTPResponse:
     """One GET (redirects followed under the policy); a non-2xx answer is an OSError naming the URL."""
     label, policy = describe(location), current()
     url = location["url"]
@@ -160,12 +202,18 @@ def _get(location: dict, extra: dict | None = None) -> urllib3.BaseHTTPResponse:
     timeout_s = location.get("timeout_s", 60.0)
     timeout = urllib3.Timeout(connect=min(timeout_s, CONNECT_TIMEOUT), read=timeout_s)
     for _ in range(MAX_REDIRECTS + 1):
+        if deadline is not None:
+            deadline.check()
         try:
             resp = _pool.urlopen("GET", url, headers=headers, redirect=False, preload_content=False,
                                  decode_content=False, enforce_content_length=False, timeout=timeout,
                                  retries=RETRY)  # Content-Length: checked by _Body, naming both counts
         except HTTPError as exc:
+            if deadline is not None:
+                deadline.check()
             raise OSError(f"{label}: GET failed: {_reason(exc)}") from None
+        if deadline is not None:
+            deadline.watch(resp)
         if resp.status in _REDIRECTS and resp.headers.get("Location"):
             resp.close()  # the body of a redirect is not ours to read (nor to wait for)
             target = urljoin(url, resp.headers["Location"])
@@ -177,6 +225,10 @@ def _get(location: dict, extra: dict | None = None) -> urllib3.BaseHTTPResponse:
                 headers = dict(extra or {})
             url = target
             continue
+        if resp.status in (404, 410):
+            resp.close()
+            raise MissingSource(f"{label}: GET answered {resp.status} {resp.reason or ''}".rstrip() +
+                                " (no such resource: fix the URL)")
         if not 200 <= resp.status < 300:
             resp.close()
             why = ": the file changed since it was first read" if resp.status == 412 and "If-Match" in headers else ""
@@ -199,7 +251,7 @@ class _Body(io.RawIOBase):
     """A GET response body. Counts what it reads (like the ranged reader, so source_stats reports
     it) and fails when the connection ends before Content-Length bytes arrived."""
 
-    def __init__(self, resp, label: str):
+    def __init__(self, resp, label: str, max_bytes: int, deadline: _Deadline):
         self._resp = resp
         self.label = label
         self.name = label
@@ -207,16 +259,24 @@ class _Body(io.RawIOBase):
         self.bytes_fetched = 0
         self.requests = 1
         self._done = False
+        self._max = max_bytes
+        self._deadline = deadline
+        if self.size is not None and self.size > max_bytes:
+            raise SourceTooLarge(f"{label}: the body is {self.size} bytes, more than max_bytes={max_bytes}")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
         try:
-            n = self._resp.readinto(b)
+            n = self._resp.readinto(memoryview(b)[: self._max - self.bytes_fetched + 1])
         except (HTTPError, OSError) as exc:  # IncompleteRead, reset, read timeout
+            self._deadline.check()
             raise OSError(f"{self.label}: reading the body failed after {self.bytes_fetched} bytes: "
                           f"{_reason(exc)}") from None
+        self._deadline.check()
+        if self.bytes_fetched + n > self._max:
+            raise SourceTooLarge(f"{self.label}: the body is more than max_bytes={self._max} bytes")
         if not n and len(b):
             if self.size is not None and self.bytes_fetched < self.size:
                 raise OSError(f"{self.label}: the body ended after {self.bytes_fetched} of {self.size} bytes "
@@ -227,6 +287,7 @@ class _Body(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            self._deadline.cancel()
             try:
                 if self._done:
                     self._resp.release_conn()  # read to the end: the connection goes back to the pool
@@ -234,6 +295,10 @@ class _Body(io.RawIOBase):
                     self._resp.close()
             finally:
                 super().close()
+
+
+class SourceTooLarge(ValueError):
+    """The source sends more than its max_bytes: permanent (the same source is as big next time)."""
 
 
 def _done_with(resp) -> None:
@@ -257,12 +322,22 @@ def _content_range(resp, label: str, what: str) -> tuple[int, int, int | None]:
 
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:
     label = describe(location)
-    if not seekable:
-        return io.BufferedReader(_Body(_get(location), label), buffer_size=READ_BUFFER)
+    max_bytes = location.get("max_bytes", 4 << 30)
+    deadline = _Deadline(location, label)
+    try:
+        if not seekable:
+            return io.BufferedReader(_Body(_get(location, deadline=deadline), label, max_bytes, deadline),
+                                     buffer_size=READ_BUFFER)
+        return _open_ranged(location, label, max_bytes, deadline)
+    except BaseException:
+        deadline.cancel()
+        raise
 
+
+def _open_ranged(location: dict, label: str, max_bytes: int, deadline: _Deadline) -> BinaryIO:
     # The size, and proof that Range requests work: ask for the first byte (works where HEAD is
     # not allowed, and does not trust an Accept-Ranges header).
-    probe = _get(location, extra={"Range": "bytes=0-0"})
+    probe = _get(location, extra={"Range": "bytes=0-0"}, deadline=deadline)
     try:
         if probe.status != 206:
             raise OSError(f"{label}: this processor needs a seekable source and the server does not answer "
@@ -274,6 +349,8 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
         _done_with(probe)
     if size is None:
         raise OSError(f"{label}: the server does not tell the size (Content-Range total '*')")
+    if size > max_bytes:
+        raise SourceTooLarge(f"{label}: the file is {size} bytes, more than max_bytes={max_bytes}")
     # Every range must come from the same version of the file: a strong ETag pins it (If-Match makes
     # the server refuse with 412 once it changed; the ETag of each answer is compared as well, for
     # servers that ignore If-Match). Without an ETag, the size check below is what is left.
@@ -284,7 +361,7 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
         while got < len(view):  # a server may answer a shorter range than asked; ask for the rest
             start, end = offset + got, offset + len(view) - 1
             what = f"the Range request for bytes {start}-{end}"
-            resp = _get(location, extra={"Range": f"bytes={start}-{end}", **pin})
+            resp = _get(location, extra={"Range": f"bytes={start}-{end}", **pin}, deadline=deadline)
             try:
                 first, last, total = _content_range(resp, label, what)
                 if pin and resp.headers.get("ETag") not in (None, etag):
@@ -298,7 +375,9 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
                     try:
                         n = resp.readinto(view[got:want])
                     except (HTTPError, OSError) as exc:
+                        deadline.check()
                         raise OSError(f"{label}: reading {what} failed: {_reason(exc)}") from None
+                    deadline.check()
                     if not n:
                         break
                     got += n
@@ -308,4 +387,6 @@ def open_source(location: dict, seekable: bool = False) -> BinaryIO:
                 break  # nothing more comes: the ranged reader reports the short read
         return got
 
-    return open_ranged(fetch, size, label, RANGE_BLOCK)
+    reader = open_ranged(fetch, size, label, RANGE_BLOCK)
+    reader.raw.on_close = deadline.cancel
+    return reader

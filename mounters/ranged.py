@@ -23,6 +23,7 @@ class RangedRaw(io.RawIOBase):
         self.name = label  # BufferedReader.name and zipfile's messages show it
         self.bytes_fetched = 0
         self.requests = 0
+        self.on_close: Callable[[], None] | None = None  # e.g. cancel a source's deadline watchdog
 
     def readable(self) -> bool:
         return True
@@ -63,6 +64,11 @@ class RangedRaw(io.RawIOBase):
     @property
     def size(self) -> int:
         return self._size
+
+    def close(self) -> None:
+        if not self.closed and self.on_close is not None:
+            self.on_close()
+        super().close()
 
 
 def open_ranged(fetch: Fetch, size: int, label: str, buffer_size: int) -> io.BufferedReader:

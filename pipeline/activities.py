@@ -45,14 +45,24 @@ def checked_source(src: dict) -> dict:
     return {**src, "location": location}
 
 
-def list_units(payload: dict) -> list[dict]:
+def list_units(payload: dict) -> list[dict] | dict:
+    """The processor's units; or {"failed": message} when listing can never succeed (the policy
+    refuses, a container or folder does not exist, a setting is unset), so no executor retries it."""
+    from pipeline.settings import redact
     from pipeline.units import plan_units
 
-    processor = checked_processor(payload["processor"])
-    previous = payload.get("previous_outputs")
-    if previous is not None:
-        previous = [{**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
-    return plan_units(processor, previous)
+    try:
+        processor = checked_processor(payload["processor"])
+        previous = payload.get("previous_outputs")
+        if previous is not None:
+            previous = [{**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
+        return plan_units(processor, previous)
+    except PolicyError as exc:
+        return {"failed": redact(f"refused by the operator's policy: {exc}")}
+    except (ValueError, LookupError) as exc:
+        if isinstance(exc, OSError):
+            raise
+        return {"failed": redact(str(exc))}
 
 
 def run_unit(payload: dict) -> dict:

@@ -53,6 +53,8 @@ class BlobLocation(_Strict):
         default=4 << 20, ge=64 << 10, le=100 << 20,
         description="Bytes per staged block when writing, per ranged GET when reading.",
     )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                             description="Seconds to connect and per read; a frozen endpoint fails the unit in bounded time.")
 
 
 # A header name (RFC 9110 token), minus the headers the transport owns: a config must not set the
@@ -72,7 +74,11 @@ class HttpLocation(_Strict):
         default_factory=dict, description="Header name -> setting holding its value (e.g. Authorization -> ACME_TOKEN)."
     )
     name: str | None = Field(default=None, description="File name for what is downloaded; default: last URL segment.")
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Seconds to connect and per read.")
+    max_bytes: int = Field(default=4 << 30, ge=1, le=1 << 40,
+                           description="The most bytes this source may send (an endless body fails, not the disk).")
+    deadline_s: float = Field(default=1800.0, gt=0, le=86400,
+                              description="Seconds for the whole download, retries included (a trickling server fails).")
 
     @field_validator("url")
     @classmethod

@@ -44,6 +44,8 @@ def orchestrate(ctx, request: dict):
         ctx.set_custom_status({**where, "stage": "listing"})
         try:
             units = yield ctx.call_activity(LIST_ACTIVITY, {"processor": processor, "previous_outputs": previous})
+            if isinstance(units, dict):  # listing failed for good (policy, missing container, ...)
+                raise PipelineFailed(f"{units['failed']} (not retried: the data or the config is wrong)")
             results = []
             for start in range(0, len(units), wave):
                 ctx.set_custom_status({**where, "stage": "running", "units_done": len(results), "units": len(units)})

@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 import mounters.blob
+from mounters.base import MissingSource
 import writers.blob
 from mounters import list_files
 from processors import UnitError, run_unit
@@ -46,10 +47,10 @@ def test_listing_file_folder_glob(blob_env):
 
 def test_missing_blob_and_container_errors_name_location_not_secret(blob_env):
     client, c = blob_env
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(MissingSource) as info:
         list_files(loc(c, "nope.zip"))
     assert f"blob:RAW_STORAGE/{c}/nope.zip" in str(info.value) and AZURITE_KEY not in str(info.value)
-    with pytest.raises(FileNotFoundError, match="container does not exist") as info:
+    with pytest.raises(MissingSource, match="container 'no-such-container' does not exist") as info:
         list_files(loc("no-such-container", "x"))
     assert AZURITE_KEY not in str(info.value)
 

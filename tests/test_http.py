@@ -330,6 +330,16 @@ def test_zip_over_http_uses_range_requests(server, tmp_path, max_range):
         assert len(gets) > result["fetch_requests"] + 1
 
 
+def test_zip_over_http_beyond_max_bytes_fails_before_reading_it(server, tmp_path):
+    base, state = server
+    size = make_zip(state.root / "big.zip", {"a.jsonl": os.urandom(300_000)})
+    unit = http_unit(tmp_path, f"{base}/big.zip", "decompress", "zip")
+    unit["processor"]["processor_config"]["src"]["max_bytes"] = unit["src"]["location"]["max_bytes"] = 100_000
+    with pytest.raises(UnitError, match=f"the file is {size} bytes, more than max_bytes=100000"):
+        run_unit(unit)
+    assert [r for _, _, r, _ in state.log] == ["bytes=0-0"]  # the probe only
+
+
 def test_zip_over_http_does_not_fetch_members_left_out(server, tmp_path):
     base, state = server
     body = {"big/video.bin": os.urandom(6 << 20), "data/x.jsonl": b'{"a": 1}\n' * 1000}

@@ -366,7 +366,6 @@ def test_a_stalled_request_does_not_hold_a_thread(app_server, monkeypatch):
 # --- inside the activities: a hand-edited payload ------------------------------------------------
 
 def test_activities_refuse_a_hand_edited_payload_before_any_io(tmp_path):
-    from pipeline.policy import PolicyError
     (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
     processor = transform(local(tmp_path / "in.jsonl"), f"{tmp_path}/out/")["processors"][0]
     # a unit whose source was swapped for a host file
@@ -381,10 +380,10 @@ def test_activities_refuse_a_hand_edited_payload_before_any_io(tmp_path):
     unit = {"processor": evil, "src": {"location": local(tmp_path / "in.jsonl"), "name": "in.jsonl"}}
     assert "processor_config.dest: local path '/var/tmp/evil/'" in ACTIVITIES["transform"](unit)["failed"]
     # the list activity, with the previous processor's outputs edited
-    with pytest.raises(PolicyError, match="/etc/passwd"):
-        ACTIVITIES["list"]({"processor": {**processor, "processor_config": {
-            k: v for k, v in processor["processor_config"].items() if k != "src"}},
-            "previous_outputs": [{"location": local("/etc/passwd"), "name": "passwd", "bytes": 1}]})
+    listed = ACTIVITIES["list"]({"processor": {**processor, "processor_config": {
+        k: v for k, v in processor["processor_config"].items() if k != "src"}},
+        "previous_outputs": [{"location": local("/etc/passwd"), "name": "passwd", "bytes": 1}]})
+    assert "refused by the operator's policy" in listed["failed"] and "/etc/passwd" in listed["failed"]
     assert not (tmp_path / "out").exists() and not os.path.exists("/var/tmp/evil")
 
 

@@ -11,7 +11,7 @@ import uuid
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobBlock, ContentSettings
 
-from mounters.blob import DEFAULT_BLOCK, container_client, describe
+from backends.blob import DEFAULT_BLOCK, container_client, describe, translate
 from writers.base import Sink
 
 _CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
@@ -39,7 +39,7 @@ class BlobSink(Sink):
         try:
             self._blob.stage_block(block_id, data, length=len(data))
         except AzureError as exc:
-            raise OSError(f"{self.label}: staging block {len(self._blocks)} failed: {type(exc).__name__}") from exc
+            raise translate(exc, self.location, f"staging block {len(self._blocks)}") from None
         self._blocks.append(BlobBlock(block_id))
 
     def _finish(self) -> None:
@@ -53,7 +53,7 @@ class BlobSink(Sink):
         try:
             self._blob.commit_block_list(self._blocks, content_settings=settings)
         except AzureError as exc:
-            raise OSError(f"{self.label}: commit failed: {type(exc).__name__}") from exc
+            raise translate(exc, self.location, "the commit") from None
 
     def _abort(self) -> None:
         self._buf = bytearray()  # staged blocks stay uncommitted; the service garbage-collects them
