@@ -14,6 +14,8 @@ import glob
 import re
 from dataclasses import dataclass
 
+from pipeline.errors import DataError
+
 _WILDCARDS = re.compile(r"[*?\[]")
 # Temp files of the local writer in a destination folder; never listed as sources.
 TEMP_PREFIX = ".tmp-"
@@ -56,5 +58,5 @@ def safe_relative(name: str, what: str) -> str:
     norm = name.replace("\\", "/")
     parts = norm.split("/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in parts or not parts[-1]:
-        raise ValueError(f"{what} {name!r} is not a safe relative file name")
+        raise DataError(f"{what} {name!r} is not a safe relative file name")
     return "/".join(p for p in parts if p not in ("", "."))

@@ -9,7 +9,7 @@ from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITIES
 def list_units(payload: dict) -> list[dict]:
     from pipeline.units import plan_units
 
-    return plan_units(payload["processor"], payload.get("previous_outputs"))
+    return plan_units(payload["processor"], payload.get("previous_outputs"), payload.get("run"))
 
 
 def run_unit(payload: dict) -> dict:
