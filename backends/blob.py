@@ -18,7 +18,8 @@ import threading
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from mounters.base import MissingSource
+from pipeline.errors import MissingSource
+from pipeline.errors import TransientError
 from pipeline.settings import get_setting
 
 DEFAULT_BLOCK = 4 << 20
@@ -77,10 +78,10 @@ def translate(exc: AzureError, location: dict, what: str) -> Exception:
                                    "(create it, or fix `container`)")
         return MissingSource(f"{label}: no such blob ({what})")
     if isinstance(exc, ResourceModifiedError) or code == "ConditionNotMet":
-        return OSError(f"{label}: {what} failed: the blob changed while it was read ({code}); "
+        return TransientError(f"{label}: {what} failed: the blob changed while it was read ({code}); "
                        "a retry reads the new version whole")
     if code == "InvalidBlockList":
-        return OSError(f"{label}: {what} failed: another writer committed this blob while this unit was writing "
+        return TransientError(f"{label}: {what} failed: another writer committed this blob while this unit was writing "
                        "it, which discarded this unit's staged blocks (InvalidBlockList); a retry writes it again")
     first_line = (str(getattr(exc, "message", "") or exc).strip().splitlines() or [""])[0][:200]
-    return OSError(f"{label}: {what} failed: {code}" + (f": {first_line}" if first_line else ""))
+    return TransientError(f"{label}: {what} failed: {code}" + (f": {first_line}" if first_line else ""))

@@ -69,20 +69,41 @@ def dry_run(config: dict) -> dict:
     """The planned units of each processor. A processor that reads the previous one's outputs
     is planned as 'one unit per output' (they exist only once that one has run)."""
     from mounters import describe
-    from pipeline.units import plan_units, processor_label
+    from pipeline.units import plan_run, processor_label
+    from processors import module_for, processor_model
 
     plan = []
+    planned = plan_run(config["processors"])  # refuses collisions, as the run's first listing does
     for i, p in enumerate(config["processors"]):
         dest = describe(p["processor_config"]["dest"])
         if p["processor_config"].get("src") is None:
             plan.append({"index": i, "processor": processor_label(p), "units": f"one per output of processor {i - 1}",
                          "dest": dest})
             continue
-        units = plan_units(p, None)
+        units = planned[i]
+        sources = [{"src": describe(u["src"]["location"]), "name": u["src"]["name"], "bytes": u["src"]["size"]}
+                   for u in units]
+        if p["processor_name"] == "decompress":  # what each archive declares: members and their sizes
+            module, model = module_for(p), processor_model(p)
+            for s, u in zip(sources, units):
+                s["archive"] = module.declared(model, u["src"])
         plan.append({"index": i, "processor": processor_label(p), "dest": dest, "units": len(units),
-                     "sources": [{"src": describe(u["src"]["location"]), "name": u["src"]["name"],
-                                  "bytes": u["src"]["size"]} for u in units]})
+                     "sources": sources})
     return {"dry_run": True, "sourcemart": config.get("sourcemart"), "table": config.get("table"), "plan": plan}
+
+
+def report_rejects(rejects: dict | None, shown: int = 10) -> None:
+    """Rejected lines on stderr: a run that dropped lines within its budget still says so."""
+    if not rejects or not rejects["lines"]:
+        return
+    print(f"warning: {rejects['lines']} line(s) rejected in {rejects['files']} file(s) (manifest: rejects)",
+          file=sys.stderr)
+    for f in rejects["listed"][:shown]:
+        first = f["first_reject"] or {}
+        print(f"  {f['src']}: {f['rejects']} rejected, first at line {first.get('line')}: {first.get('error')}",
+              file=sys.stderr)
+    if rejects["files"] > shown:
+        print(f"  ... and {rejects['files'] - shown} more file(s)", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -113,6 +134,7 @@ def cmd_run(args) -> int:
     except Exception as exc:
         print(f"run failed: {redact(str(exc))}", file=sys.stderr)
         return 1
+    report_rejects(result.get("rejects"))
     text = _dump(result) + "\n"
     if args.manifest:
         with open(args.manifest, "w", encoding="utf-8") as f:

@@ -14,14 +14,12 @@ import glob
 import re
 from dataclasses import dataclass
 
+
+from pipeline.errors import DataError
+
 _WILDCARDS = re.compile(r"[*?\[]")
 # Temp files of the local writer in a destination folder; never listed as sources.
 TEMP_PREFIX = ".tmp-"
-
-
-class MissingSource(LookupError):
-    """A container, share, folder, file or URL that does not exist: permanent (a retry cannot make
-    it appear). The message names it and what to fix."""
 
 
 @dataclass(frozen=True)
@@ -63,5 +61,5 @@ def safe_relative(name: str, what: str) -> str:
     norm = name.replace("\\", "/")
     parts = norm.split("/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in parts or not parts[-1]:
-        raise ValueError(f"{what} {name!r} is not a safe relative file name")
+        raise DataError(f"{what} {name!r} is not a safe relative file name")
     return "/".join(p for p in parts if p not in ("", "."))

@@ -14,7 +14,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
 
 from backends.blob import DEFAULT_BLOCK, container_client, describe, translate
-from mounters.base import MissingSource, select
+from mounters.base import select
+from pipeline.errors import MissingSource
 from mounters.ranged import open_ranged
 
 __all__ = ["describe", "list_files", "open_source"]

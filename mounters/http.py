@@ -43,8 +43,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as _connection
 
-from mounters.base import MissingSource, safe_relative
+from mounters.base import safe_relative
 from mounters.ranged import open_ranged
+from pipeline.errors import LimitExceeded, MissingSource, TransientError
 from pipeline.policy import PolicyError, current, origin_of
 from pipeline.settings import get_setting
 
@@ -154,7 +155,7 @@ class _Deadline:
 
     def check(self) -> None:
         if self.expired:
-            raise TimeoutError(f"{self.label}: the download did not finish within deadline_s={self.seconds:g} s")
+            raise TransientError(f"{self.label}: the download did not finish within deadline_s={self.seconds:g} s")
 
     def cancel(self) -> None:
         self._timer.cancel()
@@ -262,7 +263,7 @@ class _Body(io.RawIOBase):
         self._max = max_bytes
         self._deadline = deadline
         if self.size is not None and self.size > max_bytes:
-            raise SourceTooLarge(f"{label}: the body is {self.size} bytes, more than max_bytes={max_bytes}")
+            raise LimitExceeded(f"{label}: the body is {self.size} bytes, more than max_bytes={max_bytes}")
 
     def readable(self) -> bool:
         return True
@@ -276,7 +277,7 @@ class _Body(io.RawIOBase):
                           f"{_reason(exc)}") from None
         self._deadline.check()
         if self.bytes_fetched + n > self._max:
-            raise SourceTooLarge(f"{self.label}: the body is more than max_bytes={self._max} bytes")
+            raise LimitExceeded(f"{self.label}: the body is more than max_bytes={self._max} bytes")
         if not n and len(b):
             if self.size is not None and self.bytes_fetched < self.size:
                 raise OSError(f"{self.label}: the body ended after {self.bytes_fetched} of {self.size} bytes "
@@ -295,10 +296,6 @@ class _Body(io.RawIOBase):
                     self._resp.close()
             finally:
                 super().close()
-
-
-class SourceTooLarge(ValueError):
-    """The source sends more than its max_bytes: permanent (the same source is as big next time)."""
 
 
 def _done_with(resp) -> None:
@@ -350,7 +347,7 @@ def _open_ranged(location: dict, label: str, max_bytes: int, deadline: _Deadline
     if size is None:
         raise OSError(f"{label}: the server does not tell the size (Content-Range total '*')")
     if size > max_bytes:
-        raise SourceTooLarge(f"{label}: the file is {size} bytes, more than max_bytes={max_bytes}")
+        raise LimitExceeded(f"{label}: the file is {size} bytes, more than max_bytes={max_bytes}")
     # Every range must come from the same version of the file: a strong ETag pins it (If-Match makes
     # the server refuse with 412 once it changed; the ETag of each answer is compared as well, for
     # servers that ignore If-Match). Without an ETag, the size check below is what is left.

@@ -9,6 +9,7 @@ import os
 from typing import BinaryIO
 
 from mounters.base import select
+from pipeline.errors import MissingSource
 from pipeline.policy import current
 
 # Large reads: a network share pays per round trip.
@@ -25,12 +26,12 @@ def list_files(location: dict) -> list[dict]:
     policy.local_path(sel.exact if sel.exact is not None else (sel.base or "."))
     if sel.exact is not None:
         if not os.path.isfile(sel.exact):
-            raise FileNotFoundError(f"{describe(location)}: no such file")
+            raise MissingSource(f"{describe(location)}: no such file")
         candidates = [sel.exact]
     else:
         root = sel.base or "."
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"{describe(location)}: folder {root!r} does not exist")
+            raise MissingSource(f"{describe(location)}: folder {root!r} does not exist (is the share mounted?)")
         candidates = []
         def unreadable(exc: OSError) -> None:  # os.walk would skip the folder silently: files would go missing
             raise OSError(f"{describe(location)}: cannot list {exc.filename!r}: {exc.strerror}") from None

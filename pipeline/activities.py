@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.config import Processor, SourceLocation
+from pipeline.errors import is_permanent
 from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITIES
 from pipeline.policy import PolicyError, check_processor, current
 
@@ -56,12 +57,15 @@ def list_units(payload: dict) -> list[dict] | dict:
         previous = payload.get("previous_outputs")
         if previous is not None:
             previous = [{**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
-        return plan_units(processor, previous)
+        run = payload.get("run")  # the whole run, with the first listing: the check across the run lists them all
+        if run is not None:
+            run = [checked_processor(p) for p in run]
+        return plan_units(processor, previous, run)
     except PolicyError as exc:
         return {"failed": redact(f"refused by the operator's policy: {exc}")}
-    except (ValueError, LookupError) as exc:
-        if isinstance(exc, OSError):
-            raise
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise  # I/O: the executor may retry the listing
         return {"failed": redact(str(exc))}
 
 

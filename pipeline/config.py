@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.errors import ConfigError  # re-exported
+
 # An environment variable / app setting name. Configs name settings, never hold secrets.
 SettingName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
 
@@ -131,8 +133,22 @@ class CopyConfig(_StepConfig):
     pass
 
 
+class ArchiveLimits(_Strict):
+    """What one archive may unpack to. Checked up front from what the archive declares (a zip's
+    central directory, each tar header) and on the bytes actually written while unpacking (gzip
+    and tar declare nothing trustworthy). Over a limit, the archive fails and publishes nothing."""
+
+    max_total_bytes: int = Field(default=4 << 30, ge=1, le=1 << 50,
+                                 description="Most bytes one archive unpacks to, all members together (default 4 GiB).")
+    max_ratio: float = Field(default=100.0, ge=1, le=1_000_000, allow_inf_nan=False,
+                             description="Most uncompressed bytes per byte of archive (beyond the first MiB written).")
+    max_members: int = Field(default=100_000, ge=1, le=10_000_000,
+                             description="Most members (files, folders, links) in one archive.")
+
+
 class DecompressConfig(_StepConfig):
     members: str = Field(default="*", description="Glob of archive members to extract ('**' crosses folders).")
+    limits: ArchiveLimits = Field(default_factory=ArchiveLimits)
 
 
 class Column(_Strict):
@@ -152,6 +168,9 @@ class Column(_Strict):
         return self.path.split(".") if isinstance(self.path, str) else list(self.path)
 
 
+DEFAULT_REJECT_RATIO = 0.01
+
+
 class JsonlTransformConfig(_StepConfig):
     columns: list[Column] = Field(min_length=1)
     header: bool = True
@@ -165,6 +184,13 @@ class JsonlTransformConfig(_StepConfig):
     newline: Literal["\n", "\r\n"] = "\r\n"
     on_error: Literal["fail", "skip", "quarantine"] = "fail"
     rejects: DestLocation | None = Field(default=None, description="Folder for rejected lines (on_error=quarantine).")
+    # The reject budget (on_error skip/quarantine): beyond it the unit fails and publishes nothing,
+    # so losing a file's data is never a success. A unit whose every line was rejected always fails.
+    max_rejects: int | None = Field(
+        default=None, ge=0, le=1 << 62, description="Most rejected lines per file; null: only the ratio applies.")
+    max_reject_ratio: float = Field(
+        default=DEFAULT_REJECT_RATIO, ge=0, le=1, allow_inf_nan=False,
+        description="Most rejected lines per file, as a share of its non-blank lines (0.01 = 1%).")
 
     @field_validator("encoding")
     @classmethod
@@ -190,6 +216,11 @@ class JsonlTransformConfig(_StepConfig):
                 raise ValueError("@rejects.path: must be a folder (end with '/')")
         elif self.rejects is not None:
             raise ValueError("@rejects: only used with on_error=quarantine")
+        if self.on_error == "fail":  # by value: a config travels with its defaults filled in
+            budget = "max_rejects" if self.max_rejects is not None else \
+                "max_reject_ratio" if self.max_reject_ratio != DEFAULT_REJECT_RATIO else None
+            if budget:
+                raise ValueError(f"@{budget}: only used with on_error skip or quarantine (fail rejects nothing)")
         return self
 
 
@@ -249,14 +280,6 @@ class PipelineConfig(_Strict):
             raise ValueError("@processors[0].processor_config.src: required for the first processor (there is no previous one to read from)")
         return self
 
-
-class ConfigError(ValueError):
-    """A config failed validation. `errors` is a list of 'json.path: message' strings."""
-
-    def __init__(self, errors: list[str], source: str = "config"):
-        self.errors = errors
-        self.source = source
-        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  {e}" for e in errors))
 
 
 def json_path(loc: tuple) -> str:

@@ -43,8 +43,11 @@ def orchestrate(ctx, request: dict):
         where = {"processor": index + 1, "of": len(processors), "name": label}
         ctx.set_custom_status({**where, "stage": "listing"})
         try:
-            units = yield ctx.call_activity(LIST_ACTIVITY, {"processor": processor, "previous_outputs": previous})
-            if isinstance(units, dict):  # listing failed for good (policy, missing container, ...)
+            listing = {"processor": processor, "previous_outputs": previous}
+            if index == 0:  # the first listing checks the whole run's outputs for collisions
+                listing["run"] = processors
+            units = yield ctx.call_activity(LIST_ACTIVITY, listing)
+            if isinstance(units, dict):  # listing failed for good (policy, missing container, collision, ...)
                 raise PipelineFailed(f"{units['failed']} (not retried: the data or the config is wrong)")
             results = []
             for start in range(0, len(units), wave):
@@ -81,11 +84,26 @@ def step_summary(index: int, label: str, results: list[dict]) -> dict:
     }
 
 
+# Files with rejected lines listed by name in the manifest (the count covers them all).
+REJECTS_LISTED = 100
+
+
+def rejects_report(steps: list[dict]) -> dict:
+    """The run's rejected lines: how many, and per file (the first REJECTS_LISTED files) the count
+    and the first one, so a partial loss is visible at run level, not only inside a unit's result."""
+    files = [{"processor": s["processor"], "src": r.get("src"), "rejects": r["rejects"],
+              "first_reject": r.get("first_reject")}
+             for s in steps for r in s["results"] if r.get("rejects")]
+    report = {"lines": sum(f["rejects"] for f in files), "files": len(files), "listed": files[:REJECTS_LISTED]}
+    return report
+
+
 def manifest(config: dict, steps: list[dict]) -> dict:
     return {
         "sourcemart": config.get("sourcemart"),
         "table": config.get("table"),
         "status": "succeeded",
+        "rejects": rejects_report(steps),
         "steps": steps,
         "totals": {
             "units": sum(s["units"] for s in steps),

@@ -30,6 +30,8 @@ import stat
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from pipeline.errors import PolicyError  # re-exported: raised by every check here
+
 # Settings of the Functions host and its identity: a request never names them, whatever the list says.
 _HOST_SETTING_PREFIXES = ("AZUREWEBJOBS", "WEBSITE_", "FUNCTIONS_", "APPLICATIONINSIGHTS_", "IDENTITY_", "MSI_",
                           "PIPELINE_", "LOCAL_HOST_", "AZURE_CLIENT_", "AZURE_TENANT_", "AZURE_FEDERATED_",
@@ -37,11 +39,6 @@ _HOST_SETTING_PREFIXES = ("AZUREWEBJOBS", "WEBSITE_", "FUNCTIONS_", "APPLICATION
 _NEVER_READ = ("/proc", "/sys", "/dev")
 # Addresses that are not the public internet but are not flagged by ipaddress's is_global alone.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class PolicyError(ValueError):
-    """A request asked for something the operator's policy does not allow. Permanent: retrying
-    cannot change the answer. The message says which setting would allow it, never a secret."""
 
 
 def _split(value: str | None, sep: str = ",") -> list[str]:

@@ -11,6 +11,8 @@ import os
 import re
 import threading
 
+from pipeline.errors import SettingError  # re-exported
+
 _lock = threading.Lock()
 _known_secrets: set[str] = set()
 
@@ -22,9 +24,6 @@ _PATTERNS = [
     re.compile(r"(?i)\b(Bearer|Basic)\s+([A-Za-z0-9._~+/=-]+)"),
 ]
 
-
-class SettingError(LookupError):
-    pass
 
 
 def get_setting(name: str) -> str:

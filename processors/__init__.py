@@ -15,6 +15,7 @@ import time
 from pydantic import TypeAdapter
 
 from pipeline.config import Processor
+from pipeline.errors import PipelineError, UnitError, is_permanent
 
 _MODULES = {
     ("copy", "copy"): "processors.copy",
@@ -25,17 +26,7 @@ _MODULES = {
     ("transform", "JSONL"): "processors.transform.jsonl",
 }
 
-
-class UnitError(RuntimeError):
-    """A unit failed; the message names the source (file and line, archive member).
-
-    `permanent`: the data or the config is wrong (a bad line, a bad member, an unset setting), so
-    running the unit again cannot succeed; otherwise (I/O: a dropped connection, a 5xx, a storage
-    error) a retry may."""
-
-    def __init__(self, message: str, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
+__all__ = ["UnitError", "module_for", "processor_model", "run_unit"]
 
 
 _processor_adapter = TypeAdapter(Processor)
@@ -63,10 +54,11 @@ def run_unit(unit: dict) -> dict:
     except Exception as exc:
         line = getattr(exc, "line", None)
         where = f"{label}:{line}" if line else label
-        text = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+        # Our own errors and OS errors say what went wrong; anything else also needs its type's name.
+        text = str(exc) if isinstance(exc, (PipelineError, ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         if text.startswith(label):  # mounters name the source themselves
             where, text = text.split(": ", 1) if ": " in text else (text, "failed")
-        permanent = isinstance(exc, (ValueError, LookupError)) and not isinstance(exc, OSError)
-        raise UnitError(redact(f"{where}: {text}"), permanent) from exc
+        raise UnitError(redact(f"{where}: {text}"), is_permanent(exc), source=label, line=line,
+                        member=getattr(exc, "member", None)) from exc
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result

@@ -11,6 +11,10 @@ def output_name(src_name: str) -> str:
     return src_name
 
 
+def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
+    return [(cfg["dest"], output_name(src_name))]
+
+
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     dest = cfg.dest.model_dump()

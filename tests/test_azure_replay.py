@@ -101,7 +101,9 @@ def test_first_episode_lists_the_first_processor_with_retry_options():
     (action,) = flat(state["actions"])
     assert action["actionType"] == 1 and action["functionName"] == "list"  # CallActivityWithRetry
     assert action["retryOptions"] == {"firstRetryIntervalInMilliseconds": 7000, "maxNumberOfAttempts": 4}
-    assert json.loads(action["input"]) == {"processor": req["config"]["processors"][0], "previous_outputs": None}
+    # The first listing also carries the whole run: it checks the run's outputs for collisions.
+    assert json.loads(action["input"]) == {"processor": req["config"]["processors"][0], "previous_outputs": None,
+                                           "run": req["config"]["processors"]}
     assert state["customStatus"] == {"processor": 1, "of": 1, "name": "transform:JSONL", "stage": "listing"}
 
 

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 import mounters.blob
-from mounters.base import MissingSource
+from pipeline.errors import MissingSource
 import writers.blob
 from mounters import list_files
 from processors import UnitError, run_unit

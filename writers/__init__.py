@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from pipeline.errors import PermanentError
 from writers.base import OutputSet, Sink
 
 _TYPES = {"local": "writers.local", "blob": "writers.blob"}
@@ -22,5 +23,5 @@ def open_sink(folder: dict, name: str) -> Sink:
     try:
         module = importlib.import_module(_TYPES[folder["type"]])
     except KeyError:
-        raise ValueError(f"location type {folder.get('type')!r} cannot be written to") from None
+        raise PermanentError(f"location type {folder.get('type')!r} cannot be written to") from None
     return module.open_sink(folder, name)

@@ -19,6 +19,8 @@ import io
 from contextlib import contextmanager
 from typing import Iterator
 
+from pipeline.errors import CollisionError
+
 # Bytes written by all sinks of this process: a progress display reads it (approximate under threads).
 _written = [0]
 
@@ -107,7 +109,7 @@ class OutputSet:
 
         key = (repr(sorted(folder.items())), name)
         if key in self._names:
-            raise ValueError(f"two outputs of this unit would both be named {name!r}")
+            raise CollisionError(f"two outputs of this unit would both be named {name!r}")
         self._names.add(key)
         sink = open_sink(folder, name)
         try:

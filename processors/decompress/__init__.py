@@ -10,13 +10,44 @@ import io
 
 from mounters import open_source
 from mounters.base import member_matcher, safe_relative
-from processors.stream import copy_stream, source_stats
+from pipeline.errors import LimitExceeded, MemberError  # MemberError: re-exported
+from processors.decompress.limits import ArchiveBudget, copy_counted, counted
+from processors.stream import source_stats
 from writers import OutputSet
 
 
+def archive_folder(src_name: str, suffixes: tuple[str, ...]) -> str:
+    """The folder an archive's members are written under (ends with '/'): the planned output a
+    collision check compares."""
+    from processors.stream import replace_suffix
+
+    return replace_suffix(src_name, suffixes) + "/"
+
+
+DRY_RUN_LISTED = 1000  # members listed per archive by --dry-run (the counts cover them all)
+
+
+def declared_report(cfg, entries, size: int | None) -> dict:
+    """What an archive declares, for --dry-run: `entries` is [(name, declared bytes, compressed
+    bytes or None)] of every member but folders; only the members the filter selects count."""
+    wanted = member_matcher(cfg.members)
+    selected = [e for e in entries if wanted(e[0])]
+    total = sum(e[1] for e in selected)
+    budget = ArchiveBudget(cfg.limits, lambda: size or 0)
+    try:
+        budget.declared(len(entries), total)
+        over = None
+    except LimitExceeded as exc:
+        over = str(exc)
+    return {"members": len(entries), "selected": len(selected), "declared_bytes": total, "over_limits": over,
+            "listed": [{"name": n, "bytes": b, **({"compressed_bytes": c} if c is not None else {})}
+                       for n, b, c in selected[:DRY_RUN_LISTED]]}
+
+
 def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[str, ...]) -> dict:
-    """Shared driver: `members_of(f, wanted)` yields (member name, readable stream) pairs in archive order;
-    `wanted(name)` tells whether the members filter selects a member (zip checks those up front)."""
+    """Shared driver: `members_of(f, wanted, budget)` yields (member name, readable stream) pairs in
+    archive order; `wanted(name)` tells whether the members filter selects a member (zip checks those
+    up front); `budget` (limits.ArchiveBudget) is told what the archive declares, as it declares it."""
     from processors.stream import replace_suffix
 
     cfg = processor.processor_config
@@ -26,7 +57,14 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
     skipped = 0
     files, folders = {}, {}  # output path -> member name, folder path -> member that needs it
     with open_source(src["location"], seekable=seekable) as f, OutputSet() as outs:
-        for name, stream in members_of(f, wanted):
+        if seekable:  # read at random (zip): ratios are against the whole archive
+            size = f.seek(0, io.SEEK_END)
+            f.seek(0)
+            reader, budget = f, ArchiveBudget(cfg.limits, lambda: size)
+        else:  # streamed (tar): against the bytes of it read so far
+            reader, counter = counted(f)
+            budget = ArchiveBudget(cfg.limits, lambda: counter.count)
+        for name, stream in members_of(reader, wanted, budget):
             if not wanted(name):
                 skipped += 1
                 continue
@@ -43,17 +81,14 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
                 folders.setdefault(p, name)
             try:
                 with outs.create(dest, f"{stem}/{rel}") as sink:
-                    copy_stream(stream, sink)
-            except MemberError:
+                    copy_counted(stream, sink, budget, name)
+            except (MemberError, LimitExceeded):
                 raise
             except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
                 raise MemberError(f"member {name!r}: {type(exc).__name__}: {exc}") from exc
         stats = source_stats(f, src)
     return {**stats, "outputs": outs.outputs, "members_skipped": skipped}
 
-
-class MemberError(ValueError):
-    """An archive member could not be read; the message names the member."""
 
 
 GZIP_MAGIC = b"\x1f\x8b"

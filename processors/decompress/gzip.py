@@ -10,28 +10,44 @@ import gzip
 import zlib
 
 from mounters import open_source
+from pipeline.errors import DataError
 from processors.decompress import GZIP_MAGIC, sniff
+from processors.decompress.limits import ArchiveBudget, counted
 from processors.stream import COPY_BUFFER, replace_suffix, source_stats
 from writers import OutputSet
+
+
+_SUFFIXES = (".gz", ".gzip")
+
+
+def declared(processor, src: dict) -> dict:
+    return {"declared": None, "note": "a gzip stream declares no size; limits apply while unpacking"}
+
+
+def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
+    return [(cfg["dest"], replace_suffix(src_name, _SUFFIXES))]
 
 
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     dest = cfg.dest.model_dump()
     with open_source(src["location"]) as f, OutputSet() as outs:
-        head, stream = sniff(f, len(GZIP_MAGIC))
+        reader, counter = counted(f)  # a gzip declares no size (its trailer's is mod 2**32): count
+        budget = ArchiveBudget(cfg.limits, lambda: counter.count)
+        head, stream = sniff(reader, len(GZIP_MAGIC))
         if head != GZIP_MAGIC:
-            raise ValueError(f"not a gzip file (it starts with {head!r}, not {GZIP_MAGIC!r})")
+            raise DataError(f"not a gzip file (it starts with {head!r}, not {GZIP_MAGIC!r})")
         stream = gzip.GzipFile(fileobj=stream, mode="rb")
-        with outs.create(dest, replace_suffix(src["name"], (".gz", ".gzip"))) as sink:
+        with outs.create(dest, replace_suffix(src["name"], _SUFFIXES)) as sink:
             view = memoryview(bytearray(COPY_BUFFER))
             while True:
                 try:
                     n = stream.readinto(view)
                 except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    raise ValueError(f"not a readable gzip stream: {exc}") from None
+                    raise DataError(f"not a readable gzip stream: {exc}") from None
                 if not n:
                     break
+                budget.add(n, None)
                 sink.write(view[:n])
         stats = source_stats(f, src)
     return {**stats, "outputs": outs.outputs}

@@ -11,10 +11,11 @@ error."""
 from __future__ import annotations
 
 import gzip
+import os
 import tarfile
 import zlib
 
-from processors.decompress import GZIP_MAGIC, MemberError, extract, sniff
+from processors.decompress import GZIP_MAGIC, MemberError, archive_folder, declared_report, extract, sniff
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _READ = 64 << 10  # tarfile's read size: its default (10 KiB) is slow, larger is slow for small members
@@ -32,7 +33,7 @@ class _StrictTarInfo(tarfile.TarInfo):
                                     f"(truncated or damaged: {exc})") from None
 
 
-def members(f, wanted=None):
+def members(f, wanted, budget):
     head, stream = sniff(f, len(GZIP_MAGIC))
     gz = gzip.GzipFile(fileobj=stream, mode="rb") if head == GZIP_MAGIC else None
     try:
@@ -45,6 +46,7 @@ def members(f, wanted=None):
     with archive:
         try:
             for info in archive:
+                budget.member(info.name, info.size if info.isfile() and wanted(info.name) else None)
                 if info.isfile():
                     yield info.name, archive.extractfile(info)
             if gz is not None:  # read to the gzip trailer: fails if it is missing, checks the CRC
@@ -52,6 +54,32 @@ def members(f, wanted=None):
                     pass
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise MemberError(f"tar archive is damaged: {exc}") from None
+
+
+def declared(processor, src: dict) -> dict:
+    """--dry-run: a plain tar's headers, read by seeking past the data (local files only); a
+    compressed or remote tar declares nothing without reading all of it."""
+    location = src["location"]
+    if location["type"] != "local":
+        return {"declared": None, "note": "a remote tar is not read by --dry-run; limits apply while unpacking"}
+    with open(location["path"], "rb") as f:
+        if f.read(2) == GZIP_MAGIC:
+            return {"declared": None, "note": "a compressed tar declares no sizes; limits apply while unpacking"}
+    limit = processor.processor_config.limits.max_members
+    entries = []
+    try:
+        with tarfile.open(location["path"], "r:") as archive:
+            for info in archive:
+                entries.append((info.name, info.size if info.isfile() else 0, None))
+                if len(entries) > limit:
+                    break
+    except tarfile.TarError as exc:
+        return {"error": f"not a readable tar archive: {exc}"}
+    return declared_report(processor.processor_config, entries, os.path.getsize(location["path"]))
+
+
+def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
+    return [(cfg["dest"], archive_folder(src_name, _SUFFIXES))]
 
 
 def run(processor, src: dict) -> dict:

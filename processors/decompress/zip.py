@@ -10,7 +10,8 @@ from __future__ import annotations
 import zipfile
 
 from mounters.base import safe_relative
-from processors.decompress import MemberError, extract
+from mounters import open_source
+from processors.decompress import MemberError, archive_folder, declared_report, extract
 
 SUPPORTED = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 METHOD_NAMES = {0: "stored", 1: "shrink", 6: "implode", 8: "deflate", 9: "Deflate64", 12: "bzip2", 14: "lzma",
@@ -26,7 +27,7 @@ def check_member(info: zipfile.ZipInfo) -> None:
                           "which is not supported (supported: stored, deflate, bzip2, lzma)")
 
 
-def members(f, wanted=lambda name: True):
+def members(f, wanted, budget):
     try:
         archive = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -34,6 +35,7 @@ def members(f, wanted=lambda name: True):
             raise exc.__context__ from None  # the source's own error (a network error names the source)
         raise MemberError(f"not a readable zip archive: {exc}") from None
     infos = [i for i in archive.infolist() if not i.is_dir()]
+    budget.declared(len(archive.infolist()), sum(i.file_size for i in infos if wanted(i.filename)))
     # Up front, before anything is written: only the members to extract (an unsupported method
     # in a member the filter leaves out is no reason to fail the archive).
     for info in infos:
@@ -52,5 +54,25 @@ def members(f, wanted=lambda name: True):
             yield info.filename, stream
 
 
+_SUFFIXES = (".zip",)
+
+
+def declared(processor, src: dict) -> dict:
+    """--dry-run: the central directory's members and sizes (read with a few ranged reads, no data)."""
+    with open_source(src["location"], seekable=True) as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        try:
+            infos = zipfile.ZipFile(f).infolist()
+        except (zipfile.BadZipFile, EOFError) as exc:
+            return {"error": f"not a readable zip archive: {exc}"}
+    entries = [(i.filename, i.file_size, i.compress_size) for i in infos if not i.is_dir()]
+    return declared_report(processor.processor_config, entries, size)
+
+
+def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
+    return [(cfg["dest"], archive_folder(src_name, _SUFFIXES))]
+
+
 def run(processor, src: dict) -> dict:
-    return extract(processor, src, True, members, (".zip",))
+    return extract(processor, src, True, members, _SUFFIXES)

@@ -25,7 +25,9 @@ from contextlib import ExitStack, contextmanager
 import orjson
 
 from mounters import open_source
+from pipeline.errors import DataError
 from processors.stream import replace_suffix, source_stats
+from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, open_text
 
@@ -52,12 +54,11 @@ def has_long_number(data: bytes) -> bool:
     return _LONG in t or _LONG_NEGATIVE in t
 
 
-class BadLine(ValueError):
+class BadLine(DataError):
     """A line that is not a JSON object. `line` is its 1-based number in the source file."""
 
     def __init__(self, reason: str, line: int | None = None):
-        super().__init__(reason)
-        self.line = line
+        super().__init__(reason, line=line)
 
 
 class _Missing:
@@ -69,6 +70,18 @@ MISSING = _Missing()
 
 def output_name(src_name: str) -> str:
     return replace_suffix(src_name, _SUFFIXES, ".csv")
+
+
+def rejects_name(src_name: str) -> str:
+    return replace_suffix(src_name, _SUFFIXES, ".rejects.jsonl")
+
+
+def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
+    """(folder, name) of what a unit may write, for the collision check at planning time."""
+    planned = [(cfg["dest"], output_name(src_name))]
+    if cfg.get("on_error") == "quarantine":
+        planned.append((cfg["rejects"], rejects_name(src_name)))
+    return planned
 
 
 def _reject_constant(name):
@@ -273,8 +286,8 @@ def run(processor, src: dict) -> dict:
             def reject(line: bytes) -> None:
                 nonlocal rejects_sink
                 if rejects_sink is None:  # created on the first reject: no rejects, no file
-                    name = replace_suffix(src["name"], _SUFFIXES, ".rejects.jsonl")
-                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), name))
+                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(),
+                                                                           rejects_name(src["name"])))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
         converter = Converter(cfg, fmt, reject)
@@ -286,10 +299,11 @@ def run(processor, src: dict) -> dict:
                 converter.convert(f, text)
                 text.flush()
             except UnicodeEncodeError as exc:
-                raise ValueError(f"output encoding {cfg.encoding} cannot represent "
+                raise DataError(f"output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
             finally:
                 text.detach()  # the OutputSet commits the sink; the text layer must not close it
+        check_reject_budget(cfg, converter.rows, converter.rejects, converter.first_reject)  # before the commit
         stats = source_stats(f, src)
     result = {**stats, "outputs": outs.outputs, "rows": converter.rows, "rejects": converter.rejects}
     if converter.first_reject:
