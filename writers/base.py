@@ -52,12 +52,15 @@ class Sink(io.RawIOBase):
 
     @property
     def sha256(self) -> str:
-        return self._sha.hexdigest()
+        return self._sha if isinstance(self._sha, str) else self._sha.hexdigest()
 
     def finish(self) -> None:
         if self._state == "open":
             self._finish()
             self._state = "finished"
+            # A finished sink waits for its unit's commit, maybe beside 100,000 others: keep the
+            # digest, not the hash state (OpenSSL memory that Python's allocator does not see).
+            self._sha = self._sha.hexdigest()
 
     def commit(self) -> None:
         self.finish()

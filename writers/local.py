@@ -34,12 +34,14 @@ class LocalSink(Sink):
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        self._file = None  # its buffer goes now, not when the unit's last output is committed
 
     def _commit(self) -> None:
         os.replace(self._tmp, self._final)
 
     def _abort(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         try:
             os.unlink(self._tmp)
         except FileNotFoundError:
