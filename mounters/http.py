@@ -33,7 +33,6 @@ import re
 import socket
 import sys
 import threading
-import time
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 

@@ -27,7 +27,7 @@ import pytest
 from pipeline.activities import ACTIVITIES
 from pipeline.config import ConfigError
 from pipeline.request import validate_request
-from tests.conftest import ROOT, free_port, header_origin, run_cli, wait_for_port
+from tests.conftest import ROOT, header_origin, run_cli, serve_process
 
 
 FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()
@@ -128,20 +128,10 @@ def call(method: str, url: str, body=None, headers=None, raw: bytes | None = Non
 def serve_app(tmp_path_factory):
     """`python -m local_runner serve` with the test policy, a function key and a secret setting that
     no request may name (as the storage key and tokens of a real app)."""
-    port, folder = free_port(), tmp_path_factory.mktemp("serve")
-    log = open(folder / "serve.log", "w+")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY, "APP_SECRET": SECRET,
-           "AzureWebJobsStorage": SECRET,
+    env = {"LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY, "APP_SECRET": SECRET, "AzureWebJobsStorage": SECRET,
            "PIPELINE_ALLOWED_SETTINGS": os.environ["PIPELINE_ALLOWED_SETTINGS"] + ",AzureWebJobsStorage"}
-    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with serve_process(tmp_path_factory.mktemp("serve"), env) as served:
+        yield served
 
 
 def start_run(base: str, config: dict, **extra):
