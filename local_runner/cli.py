@@ -76,6 +76,10 @@ def dry_run(config: dict) -> dict:
                          "dest": dest})
             continue
         units = planned[i]
+        if units is None:  # its src selects what an earlier processor writes
+            plan.append({"index": i, "processor": processor_label(p), "dest": dest,
+                         "units": "listed when it runs: its src selects what an earlier processor writes"})
+            continue
         sources = [{"src": describe(u["src"]["location"]), "name": u["src"]["name"], "bytes": u["src"]["size"]}
                    for u in units]
         if p["processor_name"] == "decompress":  # what each archive declares: members and their sizes

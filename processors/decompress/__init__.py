@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from mounters import open_source
 from mounters.base import member_matcher, safe_relative
 from pipeline.errors import LimitExceeded, MemberError  # MemberError: re-exported
-from processors.decompress.limits import ArchiveBudget, copy_counted, counted
-from processors.stream import source_stats
+from processors.decompress.limits import ArchiveBudget, counted
+from processors.stream import copy_stream, source_stats
 from writers import OutputSet
 
 
@@ -109,7 +109,7 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
                 folders.setdefault(p, name)
             try:
                 with outs.create(dest, f"{stem}/{rel}") as sink:
-                    copy_counted(stream, sink, budget, name)
+                    copy_stream(stream, sink, charge=lambda n: budget.add(n, name))
             except (MemberError, LimitExceeded):
                 raise
             except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
