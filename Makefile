@@ -8,13 +8,16 @@ PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 pyth
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sample test bench schema clean
+.PHONY: sample test demo bench schema clean
 
 sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
 test: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
 	$(PY) -m pytest
+
+demo: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed  ## the whole chain: Azurite, local APIs, serve, Airflow 3.3 (see demo/run.py); Ctrl-C stops it
+	$(PY) -m demo
 
 bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
 	$(PY) -m bench.run
@@ -47,4 +50,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache .demo

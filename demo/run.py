@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "logs").mkdir(parents=True)
     children, apis = Children(workdir / "logs"), []
+    # Ctrl-C (SIGINT, even if whoever started us ignored it) and SIGTERM both stop everything we started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     plan = json.loads(PLAN.read_text())
     dag_ids = [d["dag_id"] for d in plan["dags"]]
