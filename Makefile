@@ -39,10 +39,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	.venv-airflow3/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-3.txt
 	touch $@
 
-.venv-airflow2/.installed: tests/airflow/requirements-2.txt
+.venv-airflow2/.installed: tests/airflow/requirements-2.txt tests/airflow/requirements-2-legacy-http.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (Airflow 2.11 tests): install it or run make PYTHON312=/path/to/python3.12"; exit 1; }
 	"$(PYTHON312)" -m venv .venv-airflow2
 	.venv-airflow2/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-2.txt
+	.venv-airflow2/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade \
+		--target .venv-airflow2/legacy-http -r tests/airflow/requirements-2-legacy-http.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -355,3 +355,26 @@ def test_sensor_policy_against_serve(version, serve_app, blob_env, tmp_path):
 
     for secret in (FUNCTION_KEY, SYSTEM_KEY, "code="):
         assert secret not in log and secret not in json.dumps(runs)
+
+
+def test_the_factory_runs_where_only_simple_http_operator_exists(serve_app, blob_env, tmp_path):
+    """providers-http 4.5.2 (before HttpOperator existed) on Airflow 2.11: the factory's import block
+    takes SimpleHttpOperator, and a Collector runs against serve."""
+    legacy = VENVS["2"] / "legacy-http"
+    if not legacy.exists():
+        pytest.fail("the legacy providers-http is not installed: run `make test` (it builds .venv-airflow2)")
+    home = migrated_home("2", tmp_path)
+    client, c = blob_env
+    client.get_blob_client(c, "landing/a.jsonl").upload_blob(b'{"id": 7}\n{"id": 8}\n')
+    sourcemart = {"sourcemart": "old", "tables": [{"name": "t", "schedule": "@daily", "collector": {"processors": [
+        {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": blob(c, "landing/a.jsonl"), "dest": blob(c, "csv/"), "columns": [{"name": "id", "path": "id"}]}}]}}]}
+    plan = tmp_path / "plan.json"
+    plan.write_text(dumps(compile_sourcemarts([("old.json", sourcemart)], {"poke_interval_s": 1})))
+    env = {"SOURCEMART_DAGS_PLAN": str(plan), "AIRFLOW_CONN_SOURCEMART_FUNCTIONS": serve_app,
+           "LEGACY_HTTP_PROVIDER": str(legacy)}
+    ok = run_airflow_script("2", home, "run_dag.py", str(ROOT / "dags"), "old.t.collector", env=env)
+    assert ok["http_provider"].startswith(str(legacy))  # the old provider, not the venv's
+    assert ok["operators"]["collect.start"] == "SimpleHttpOperator"
+    assert ok["state"] == "success", ok["log"][-4000:]
+    assert client.get_blob_client(c, "csv/a.csv").download_blob().readall() == b"id\r\n7\r\n8\r\n"

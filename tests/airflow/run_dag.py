@@ -3,9 +3,19 @@ one after the other in this process (argv[2]: dag ids separated by commas), and 
 argv[3], each run's state, seconds, and each task instance's state, tries and XCom return value
 (for one DAG id, that DAG's result at the top level)."""
 
+import importlib.util
 import json
+import os
 import sys
 import time
+from pathlib import Path
+
+if os.environ.get("LEGACY_HTTP_PROVIDER"):  # a --target install of an old providers-http, in place of the venv's
+    legacy = Path(os.environ["LEGACY_HTTP_PROVIDER"]) / "airflow" / "providers" / "http"
+    spec = importlib.util.spec_from_file_location("airflow.providers.http", legacy / "__init__.py",
+                                                  submodule_search_locations=[str(legacy)])
+    sys.modules["airflow.providers.http"] = module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
 
 try:  # Airflow 3
     from airflow.dag_processing.dagbag import DagBag
@@ -42,6 +52,7 @@ for dag_id in sys.argv[2].split(","):
         tasks = {ti.task_id: {"state": str(ti.state.value if hasattr(ti.state, "value") else ti.state),
                               "try_number": ti.try_number, "xcom": xcoms.get(ti.task_id)} for ti in tis}
     runs[dag_id] = {"state": str(getattr(run.state, "value", run.state)), "run_id": run.run_id, "seconds": seconds,
-                    "tasks": tasks}
+                    "tasks": tasks, "operators": {t.task_id: type(t).__name__ for t in dag.tasks},
+                    "http_provider": sys.modules["airflow.providers.http"].__file__}
 with open(sys.argv[3], "w") as f:
     json.dump(runs[sys.argv[2]] if len(runs) == 1 else {"runs": runs}, f, default=str)
