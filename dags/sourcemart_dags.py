@@ -33,12 +33,13 @@ from urllib.parse import quote
 
 import requests
 
-try:  # Airflow 3
+try:  # Airflow 3 (its providers-http has HttpOperator)
+    from airflow.providers.http.operators.http import HttpOperator
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
     from airflow.sdk.bases.sensor import BaseSensorOperator
     from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 2.11
+except ImportError:  # Airflow 2.11, with a providers-http that has HttpOperator or only its old name
     from airflow import DAG
     from airflow.datasets import Dataset as Asset
     from airflow.exceptions import AirflowFailException
@@ -46,11 +47,11 @@ except ImportError:  # Airflow 2.11
     from airflow.sensors.base import BaseSensorOperator
     from airflow.utils.dag_parsing_context import get_parsing_context
     from airflow.utils.task_group import TaskGroup
+    try:
+        from airflow.providers.http.operators.http import HttpOperator
+    except ImportError:
+        from airflow.providers.http.operators.http import SimpleHttpOperator as HttpOperator
 from airflow.providers.http.hooks.http import HttpHook
-try:  # providers-http 4.8+
-    from airflow.providers.http.operators.http import HttpOperator
-except ImportError:  # older providers-http: the same operator under its old name
-    from airflow.providers.http.operators.http import SimpleHttpOperator as HttpOperator
 
 PLAN = Path(os.environ.get("SOURCEMART_DAGS_PLAN") or Path(__file__).with_name("sourcemarts.compiled.json"))
 FINISHED_BADLY = ("Failed", "Terminated", "Canceled")

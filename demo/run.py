@@ -3,8 +3,10 @@
     Azurite (blob, containers landing and raw)       the storage the shipped sourcemarts name (RAW_STORAGE)
     two local HTTP APIs (demo/api.py)                 stand-ins for api.acme.example and billing.globex.example
     local_runner serve                                the Functions app's HTTP contract, with its function key
-    Airflow 3.3 standalone on 127.0.0.1               scheduler, DAG processor, triggerer, API server; dags/
-                                                      as shipped, the connection sourcemart_functions
+    Airflow 3.3 on 127.0.0.1                          what `airflow standalone` runs: scheduler, DAG
+                                                      processor, triggerer, API server (LocalExecutor,
+                                                      SQLite); dags/ as shipped, the connection
+                                                      sourcemart_functions
 
 then it unpauses the DAGs through Airflow's REST API (the schedule DAGs last: each then runs its
 latest cron interval, which starts the chain), waits until every
@@ -73,8 +75,8 @@ def wait_until(what: str, check, timeout: float, every: float = 0.5):
 
 
 class Children:
-    """The processes the demo started, each in its own process group (Airflow standalone starts the
-    scheduler, DAG processor, triggerer, API server and task processes under it), output to logs/."""
+    """The processes the demo started, each in its own process group (with whatever it starts in
+    turn: the scheduler's task processes), output to logs/<name>.log."""
 
     def __init__(self, logs: Path):
         self.logs, self.procs = logs, []
@@ -205,7 +207,7 @@ def start_serve(children: Children, settings: dict) -> int:
 def start_airflow(children: Children, home: Path, port: int, serve_port: int, function_key: str) -> AirflowApi:
     home.mkdir(parents=True)
     password = secrets.token_urlsafe(12)
-    # The simple auth manager reads this file; standalone then does not generate (or print) another.
+    # The simple auth manager reads its users' passwords from this file (admin:admin is its default user).
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": password}))
     env = {
         "PATH": f"{AIRFLOW_BIN}:/usr/bin:/bin", "HOME": os.environ.get("HOME", str(home)), "PYTHONPATH": "",
@@ -222,11 +224,24 @@ def start_airflow(children: Children, home: Path, port: int, serve_port: int, fu
         # Defence in depth: Airflow masks values of extras with these names wherever it logs them.
         "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "x-functions-key",
     }
-    children.start("airflow", [str(AIRFLOW_BIN / "airflow"), "standalone"], env, cwd=home)
+    # What `airflow standalone` runs (its LocalExecutor and simple auth manager are Airflow 3's
+    # defaults), started one by one: standalone cannot pass --skip-serve-logs, and the scheduler's
+    # and triggerer's log servers would listen on every interface (the API server reads the task
+    # logs from their files here). So everything the demo starts listens on 127.0.0.1 only.
+    airflow = str(AIRFLOW_BIN / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], cwd=home, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    (children.logs / "airflow-db-migrate.log").write_bytes(migrate.stdout)
+    if migrate.returncode:
+        raise RuntimeError(f"airflow db migrate failed; see {children.logs / 'airflow-db-migrate.log'}")
+    for name, argv in (("scheduler", ["scheduler", "--skip-serve-logs"]), ("dag-processor", ["dag-processor"]),
+                       ("triggerer", ["triggerer", "--skip-serve-logs"]),
+                       ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])):
+        children.start(f"airflow-{name}", [airflow, *argv], env, cwd=home)
     api = AirflowApi(f"http://127.0.0.1:{port}", "admin", password)
     wait_until("Airflow's API server", lambda: api.healthy() or children.check_alive(), 600, every=2)
     api.login()
-    say(f"Airflow 3 standalone on http://127.0.0.1:{port}")
+    say(f"Airflow 3 (scheduler, DAG processor, triggerer, API server) on http://127.0.0.1:{port}")
     return api
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,6 +132,9 @@ def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
     assert status["output"].startswith("Orchestrator function 'pipeline' failed: processor 1 of 1 (transform:JSONL) failed:")
     assert f"blob:RAW_STORAGE/{c}/landing/bad.jsonl:3: unexpected end of data" in status["output"]
     assert "(not retried: the data or the config is wrong)" in status["output"]
+    # the README's example failure message is this one, word for word (container "raw" there)
+    example = re.search(r'"output": "(Orchestrator[^\n]*)\n#\s+(blob:[^\n]*)"\n', (ROOT / "README.md").read_text())
+    assert status["output"] == f"{example[1]} {example[2]}".replace("RAW_STORAGE/raw/", f"RAW_STORAGE/{c}/")
     log.seek(0)
     assert "attempt 1 failed" not in log.read()  # a bad line stays bad: one attempt
     assert not list(client.get_container_client(c).list_blobs(name_starts_with="csv/"))  # nothing half-written
