@@ -83,6 +83,7 @@ class Children:
 
     def start(self, name: str, argv: list[str], env: dict, cwd: Path = ROOT) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")
+        env = {**env, "DEMO_WORKDIR": str(self.logs.parent)}  # marks every process the demo started
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         self.procs.append((name, proc, log))

@@ -211,11 +211,12 @@ def test_dag_options_reach_the_dags_and_their_sensors(version, tmp_path):
 class RefusingProxy:
     """A TCP forwarder on 127.0.0.1 to serve that, as soon as it forwards a start (POST /api/pipelines),
     stops listening for `refuse_s` seconds: connections in that window are refused (ECONNREFUSED),
-    as when the app's host restarts; then it listens again on the same port."""
+    as when the app's host restarts; then it listens again on the same port, and answers the first
+    status poll after that with a 503 (a host still starting), the next ones from serve."""
 
     def __init__(self, target_port: int, refuse_s: float):
         self.target_port, self.refuse_s = target_port, refuse_s
-        self.port, self.windows, self.stopped = free_port(), 0, False
+        self.port, self.windows, self.stopped, self.answered_503 = free_port(), 0, False, False
         self.listener = self._listen()
         self.thread = threading.Thread(target=self._accept_loop, daemon=True)
         self.thread.start()
@@ -252,6 +253,11 @@ class RefusingProxy:
             listener, self.listener = self.listener, None
             listener.close()  # from now on, connecting is refused
             threading.Timer(self.refuse_s, self._reopen).start()
+        if self.windows == 1 and not self.answered_503 and first.startswith(b"GET /api/pipelines/"):
+            self.answered_503 = True
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+            return
         upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
         # serve checks that Host names it (DNS rebinding): say its address, as a reverse proxy would
         upstream.sendall(first.replace(f"Host: 127.0.0.1:{self.port}\r\n".encode(),
@@ -296,7 +302,7 @@ def serve_status(serve_uri: str, instance: str) -> tuple[int, dict]:
 @pytest.mark.parametrize("version", ["3", "2"])
 def test_sensor_policy_against_serve(version, serve_app, blob_env, tmp_path):
     """404s in a row fail with "instance not found" (not at the timeout); a connection refused for a
-    moment is tolerated; an unreachable app fails once the error budget is spent, with the last error;
+    moment and a 503 are tolerated; an unreachable app fails once the error budget is spent, with the last error;
     a sensor that times out terminates the orchestration (no orphaned run)."""
     home = migrated_home(version, tmp_path)
     client, c = blob_env
@@ -345,7 +351,9 @@ def test_sensor_policy_against_serve(version, serve_app, blob_env, tmp_path):
     assert proxy.windows == 1
     assert flaky["state"] == "success", log[-4000:]
     assert flaky["tasks"]["collect.wait"] == {"state": "success", "try_number": 1, "xcom": None}
-    assert f"orchestration {flaky['tasks']['collect.start']['xcom']}: ConnectionError" in log  # refused, then recovered
+    flaky_id = flaky["tasks"]["collect.start"]["xcom"]
+    assert f"orchestration {flaky_id}: ConnectionError" in log  # refused, then a 503, then recovered
+    assert proxy.answered_503 and f"orchestration {flaky_id}: the app answered 503; polling again" in log
     assert client.get_blob_client(c, "csv/a.csv").download_blob().readall() == b"id\r\n1\r\n2\r\n"
 
     timed_out = runs["sensor_times_out"]

@@ -73,3 +73,36 @@ def test_demo_once_runs_the_whole_chain_and_leaks_no_key(tmp_path):
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
     assert processes_mentioning(str(workdir)) == []
+
+
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path):
+    """Ctrl-C (SIGINT to the demo) once Airflow is up: every child (Azurite, serve, Airflow's
+    components and their task processes) is stopped, and the demo exits."""
+    import signal
+    import time
+
+    workdir, port = tmp_path / "demo", free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(port), "--workdir", str(workdir)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "API server) on http://127.0.0.1" in line:
+                break
+        running = processes_mentioning(f"DEMO_WORKDIR={workdir}")
+        assert len(running) >= 6, "".join(seen)  # Azurite, serve, Airflow's 4 components (and their children)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=90)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "Ctrl-C: stopping everything the demo started" in rest
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(workdir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(workdir)) == []  # also every DEMO_WORKDIR=<workdir>
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
