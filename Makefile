@@ -8,13 +8,16 @@ PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 pyth
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sample test bench schema clean
+.PHONY: sample test demo bench schema clean
 
 sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
 test: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
 	$(PY) -m pytest
+
+demo: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed  ## the whole chain: Azurite, local APIs, serve, Airflow 3.3 (see demo/run.py); Ctrl-C stops it
+	$(PY) -m demo
 
 bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
 	$(PY) -m bench.run
@@ -36,10 +39,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	.venv-airflow3/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-3.txt
 	touch $@
 
-.venv-airflow2/.installed: tests/airflow/requirements-2.txt
+.venv-airflow2/.installed: tests/airflow/requirements-2.txt tests/airflow/requirements-2-legacy-http.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (Airflow 2.11 tests): install it or run make PYTHON312=/path/to/python3.12"; exit 1; }
 	"$(PYTHON312)" -m venv .venv-airflow2
 	.venv-airflow2/bin/python -m pip install --quiet --disable-pip-version-check -r tests/airflow/requirements-2.txt
+	.venv-airflow2/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade \
+		--target .venv-airflow2/legacy-http -r tests/airflow/requirements-2-legacy-http.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -47,4 +52,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache .demo

@@ -27,10 +27,18 @@ FORMAT_VERSION = 1
 DEFAULTS = {
     "functions_conn_id": "sourcemart_functions",  # the Airflow HTTP connection to the Functions app
     "start_route": "api/pipelines",
-    "poke_interval_s": 60,
+    # The status sensor (dags/sourcemart_dags.py): polls start a few seconds apart and back off to
+    # max_poke_interval_s; a sourcemart or table may set these four in its dag_options.
+    "poke_interval_s": 5,
+    "max_poke_interval_s": 60,
     "timeout_s": 6 * 3600,
+    "is_paused_upon_creation": None,  # None: Airflow's own [core] dags_are_paused_at_creation
+    # Within one poll: 404s in a row before "instance not found"; connection errors/5xx tolerated in a row.
+    "not_found_polls": 3,
+    "error_budget": 4,
     "start_date": "2024-01-01",
 }
+OPTIONS = ("poke_interval_s", "max_poke_interval_s", "timeout_s", "is_paused_upon_creation")
 
 
 class CompileError(ValueError):
@@ -59,13 +67,14 @@ class DagSpec:
     waits: dict[str, str] = field(default_factory=dict)  # asset uri -> JSON path that asked for it
     tasks: list[dict] = field(default_factory=list)
     outlet: str = ""
+    options: dict = field(default_factory=dict)  # the dag_options set for it (sourcemart, then table)
 
     def render(self) -> dict:
         schedule = {"cron": self.cron} if self.cron else {"assets": sorted(self.waits)}
         return {"dag_id": self.dag_id, "kind": self.kind, "sourcemart": self.sourcemart,
                 ("table" if self.kind != "pipeline" else "pipeline"): self.name,
                 "description": self.description, "schedule": schedule, "tasks": self.tasks,
-                "outlets": [self.outlet]}
+                "outlets": [self.outlet], **({"options": self.options} if self.options else {})}
 
 
 class _Compiler:
@@ -93,6 +102,22 @@ class _Compiler:
         return {"task_id": group_id, "type": "processors", "config": dumped}
 
     def sourcemart(self, source: str, sm: Sourcemart) -> None:
+        first = len(self.dags)
+        self._sourcemart(source, sm)
+        # dag_options: the sourcemart's for every DAG it generates, a table's over them for the table's DAGs.
+        base = _set(sm.dag_options)
+        tables = {t.name: (i, _set(t.dag_options)) for i, t in enumerate(sm.tables)}
+        for where, options in [("dag_options", base)] + [(f"tables[{i}].dag_options", {**base, **own})
+                                                        for i, own in tables.values() if own]:
+            merged = {**DEFAULTS, **options}
+            if merged["max_poke_interval_s"] < merged["poke_interval_s"]:
+                self.error(source, where, f"max_poke_interval_s ({merged['max_poke_interval_s']}) is less than "
+                                          f"poke_interval_s ({merged['poke_interval_s']})")
+        for dag in self.dags[first:]:
+            own = tables[dag.name][1] if dag.kind != "pipeline" else {}
+            dag.options = {**base, **own}
+
+    def _sourcemart(self, source: str, sm: Sourcemart) -> None:
         s = sm.sourcemart
         tables = {t.name: i for i, t in enumerate(sm.tables)}
         for pi, p in enumerate(sm.pipelines):
@@ -219,6 +244,10 @@ class _Compiler:
         for dag_id in sorted(by_id):
             if dag_id not in state:
                 visit(by_id[dag_id], [dag_id])
+
+
+def _set(options) -> dict:
+    return {} if options is None else options.model_dump(exclude_unset=True)
 
 
 def compile_sourcemarts(documents: list[tuple[str, Any]], defaults: dict | None = None) -> dict:

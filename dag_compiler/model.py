@@ -1,7 +1,9 @@
 """What a sourcemart file says (sourcemarts/<name>.json), validated with JSON paths in errors.
 
     {"sourcemart": "acme",
-     "tables": [{"name": "orders", "schedule": "0 2 * * *",
+     "dag_options": {"poke_interval_s": 5, "max_poke_interval_s": 60, "timeout_s": 21600,
+                     "is_paused_upon_creation": false},
+     "tables": [{"name": "orders", "schedule": "0 2 * * *", "dag_options": {...},
                  "collector": {"processors": [<copy>, <decompress>...], "wait_on": []},
                  "refiner": {"processors": [<transform>...], "stages": ["bronze", "silver", "edw"], "wait_on": []}}],
      "pipelines": [{"name": "unpack", "upstreams": [...], "downstreams": [...],
@@ -27,6 +29,19 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 ASSET_REF = r"^([A-Za-z0-9][A-Za-z0-9_-]*/([A-Za-z0-9][A-Za-z0-9_-]*/(scheduled|collected|refined)|pipelines/[A-Za-z0-9][A-Za-z0-9_-]*)|[a-z][a-z0-9+.-]*://\S+)$"
 # Cron (5 fields) or one of Airflow's presets.
 SCHEDULE = r"^(@(hourly|daily|weekly|monthly|quarterly|yearly|annually|midnight)|(\S+\s+){4}\S+)$"
+
+
+class DagOptions(_Strict):
+    """How the sourcemart's (or one table's) DAGs run on Airflow; a table's options override its
+    sourcemart's, which override the plan's defaults (dag_compiler.compile.DEFAULTS)."""
+
+    poke_interval_s: int | None = Field(default=None, ge=1, le=3600,
+                                        description="the first wait between status polls; it doubles up to max_poke_interval_s")
+    max_poke_interval_s: int | None = Field(default=None, ge=1, le=86400, description="the longest wait between polls")
+    timeout_s: int | None = Field(default=None, ge=1, le=7 * 86400,
+                                  description="how long a run may take before Airflow gives up (and terminates it)")
+    is_paused_upon_creation: bool | None = Field(
+        default=None, description="false: the DAGs run as soon as Airflow first sees them; unset: Airflow's own setting")
 
 
 class Collector(_Strict):
@@ -62,6 +77,7 @@ class Table(_Strict):
                                  description="cron kept by a tiny scheduled DAG; none: the table runs on assets only")
     collector: Collector | None = None
     refiner: Refiner | None = Field(default_factory=Refiner, description="null: the table gets no Refiner")
+    dag_options: DagOptions | None = None
 
 
 class SourcemartPipeline(_Strict):
@@ -97,6 +113,7 @@ class Sourcemart(_Strict):
     description: str | None = None
     tables: list[Table] = Field(min_length=1)
     pipelines: list[SourcemartPipeline] = []
+    dag_options: DagOptions | None = None
 
     @model_validator(mode="after")
     def _unique(self):

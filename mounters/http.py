@@ -172,7 +172,10 @@ class _Deadline:
 
 def describe(location: dict) -> str:
     p = urlsplit(location["url"])  # no query string: it is not ours to print
-    return f"http:{p.scheme}://{p.netloc}{p.path}"
+    label = f"http:{p.scheme}://{p.netloc}{p.path}"
+    reached = urlsplit(current().reached_url(location["url"]))
+    return label if reached.netloc == p.netloc and reached.scheme == p.scheme else \
+        f"{label} (via {reached.scheme}://{reached.netloc})"
 
 
 def _name(location: dict) -> str:
@@ -184,11 +187,12 @@ def list_files(location: dict) -> list[dict]:
     return [{"location": location, "name": _name(location), "size": None}]
 
 
-def _secret_headers(location: dict) -> dict[str, str]:
-    """Configured header -> value, each bound to the URL's origin by the policy; checked before sending."""
+def _secret_headers(location: dict, url: str) -> dict[str, str]:
+    """Configured header -> value, each bound by the policy to the origin actually reached (url);
+    checked before sending."""
     policy, out = current(), {}
     for header, setting in location.get("headers_from_env", {}).items():
-        policy.check_header_setting(setting, location["url"])
+        policy.check_header_setting(setting, url)
         value = get_setting(setting)
         if any(c in value for c in "\r\n\0"):
             raise PolicyError(f"app setting {setting!r} holds a CR, LF or NUL character, so it is not sent as "
@@ -205,9 +209,9 @@ def _reason(exc: BaseException) -> str:
 def _get(location: dict, extra: dict | None = None, deadline: _Deadline | None = None) -> urllib3.BaseHTTPResponse:
     """One GET (redirects followed under the policy); a non-2xx answer is an OSError naming the URL."""
     label, policy = describe(location), current()
-    url = location["url"]
+    url = policy.reached_url(location["url"])
     policy.check_url(url)
-    secret = _secret_headers(location)
+    secret = _secret_headers(location, url)
     headers, origin = {**secret, **(extra or {})}, origin_of(url)
     timeout_s = location.get("timeout_s", 60.0)
     timeout = urllib3.Timeout(connect=min(timeout_s, CONNECT_TIMEOUT), read=timeout_s)

@@ -18,6 +18,11 @@ before any I/O, so a hand-edited activity payload cannot get around it.
     PIPELINE_PRIVATE_HOSTS      host or host:port allowed to resolve to loopback, private,
                                 link-local, CGNAT, multicast or unspecified addresses (refused for
                                 every other host, checked on the address actually connected to).
+    PIPELINE_ORIGIN_OVERRIDES   where an origin a config names is really reached: comma-separated
+                                origin=origin pairs, e.g. https://api.acme.example=http://127.0.0.1:8701
+                                (a mirror, a staging API, the laptop demo's local API). Every check
+                                above applies to the origin actually reached: its scheme and
+                                addresses, and the header settings bound to it.
 
 /proc, /sys and /dev, device files and FIFOs are never read, whatever the roots say.
 """
@@ -92,6 +97,16 @@ class Policy:
     plain_http_hosts: frozenset[tuple[str, int | None]] = frozenset()
     private_hosts: frozenset[tuple[str, int | None]] = frozenset()
     local_roots_source: str = "PIPELINE_LOCAL_ROOTS"  # how the roots were set, for error messages
+    origin_overrides: dict[str, str] = field(default_factory=dict)  # origin -> scheme://host:port reached instead
+
+    def reached_url(self, url: str) -> str:
+        """The URL actually fetched for `url`: its origin replaced as PIPELINE_ORIGIN_OVERRIDES says.
+        Every network check is made on this URL, never on the one the config names."""
+        target = self.origin_overrides.get(origin_of(url)) if urlsplit(url).hostname else None
+        if target is None:
+            return url
+        p = urlsplit(url)
+        return target + p.path + (f"?{p.query}" if p.query else "")
 
     # -- settings ------------------------------------------------------------------------------
     def check_setting(self, name: str) -> None:
@@ -178,9 +193,10 @@ class Policy:
         if kind == "blob":
             self.check_setting(location["connection"])
         elif kind == "http":
-            self.check_url(location["url"])
+            url = self.reached_url(location["url"])
+            self.check_url(url)
             for setting in location.get("headers_from_env", {}).values():
-                self.check_header_setting(setting, location["url"])
+                self.check_header_setting(setting, url)
         elif kind == "local":
             from mounters.base import select
 
@@ -208,6 +224,15 @@ def from_env(environ=None) -> Policy:
         if not sep or not urlsplit(origin.strip()).hostname:
             raise PolicyError(f"PIPELINE_HEADER_ORIGINS: {pair!r} is not SETTING=scheme://host[:port]")
         origins.setdefault(name.strip(), set()).add(origin_of(origin.strip()))
+    overrides: dict[str, str] = {}
+    for pair in _split(env.get("PIPELINE_ORIGIN_OVERRIDES")):
+        source, sep, target = (x.strip() for x in pair.partition("="))
+        if not sep or any(urlsplit(u).scheme not in ("http", "https") or not urlsplit(u).hostname
+                          or urlsplit(u).path.strip("/") or urlsplit(u).query for u in (source, target)):
+            raise PolicyError(f"PIPELINE_ORIGIN_OVERRIDES: {pair!r} is not scheme://host[:port]=scheme://host[:port]")
+        target_origin = origin_of(target)
+        overrides[origin_of(source)] = target_origin.removesuffix(":80") if target_origin.startswith("http:") \
+            else target_origin.removesuffix(":443")
     if "PIPELINE_LOCAL_ROOTS" in env:
         roots, source = _split(env["PIPELINE_LOCAL_ROOTS"], os.pathsep), "PIPELINE_LOCAL_ROOTS"
     else:
@@ -219,6 +244,7 @@ def from_env(environ=None) -> Policy:
         plain_http_hosts=frozenset(_host_rule(h) for h in _split(env.get("PIPELINE_PLAIN_HTTP_HOSTS"))),
         private_hosts=frozenset(_host_rule(h) for h in _split(env.get("PIPELINE_PRIVATE_HOSTS"))),
         local_roots_source=source,
+        origin_overrides=overrides,
     )
 
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from dag_compiler.compile import compile_sourcemarts, dumps
-from tests.conftest import AZURITE_KEY, ROOT, free_port, wait_for_port
+from tests.conftest import AZURITE_KEY, ROOT, free_port, http_file, wait_for_port
 
 VENVS = {"3": ROOT / ".venv-airflow3", "2": ROOT / ".venv-airflow2"}
 
@@ -68,11 +72,10 @@ def test_dag_folder_loads_and_each_dag_is_what_the_plan_says(version, tmp_path):
 
 
 @pytest.mark.parametrize("version", ["3", "2"])
-def test_status_url_code_is_registered_with_the_masker(version, tmp_path):
-    found = run_airflow_script(version, tmp_path, "check_masking.py", str(ROOT / "dags" / "sourcemart_dags.py"))
-    assert found["filtered"] == ("runtime/webhooks/durabletask/instances/x?taskHub=h&connection=Storage"
-                                 "&code=sYsKeY-masking-check-0123456789")  # path and query: HttpHook adds the host
-    assert "sYsKeY-masking-check" not in found["redacted"] and "code=***" in found["redacted"]
+def test_the_start_task_keeps_only_the_instance_id(version, tmp_path):
+    """The app's 202 carries management URLs with a system key (code=): none of it reaches XCom."""
+    found = run_airflow_script(version, tmp_path, "start_filter.py", str(ROOT / "dags" / "sourcemart_dags.py"))
+    assert found["filtered"] == "x"
 
 
 @pytest.mark.parametrize("version", ["3", "2"])
@@ -121,8 +124,8 @@ def serve_app(azurite, tmp_path):
     log = open(tmp_path / "serve.log", "w")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite, "LOCAL_HOST_SYSTEM_KEY": SYSTEM_KEY,
            "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "-v", "serve", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc)
         # The Airflow connection: the HTTP hook sends its extras as headers, so the key travels as
@@ -173,8 +176,9 @@ def test_collector_dag_runs_processors_on_the_functions_app(version, serve_app, 
     text = client.get_blob_client(c, "csv/drop/d/events.csv").download_blob().readall().decode()
     assert text.splitlines() == ["id,kind"] + [f"{i},k{i % 3}" for i in range(250)]
     assert AZURITE_KEY not in ok["log"]
-    # the sensor polled the status URL with its code= (the server refuses it without); that the key
-    # is masked in task logs is checked by test_status_url_code_is_registered_with_the_masker
+    assert ok["tasks"]["collect.start"]["xcom"] == f"e2e.events.collector.{ok['run_id']}".replace("+", "-")
+    for secret in (FUNCTION_KEY, SYSTEM_KEY, "code="):  # the sensor polls with the connection's header
+        assert secret not in ok["log"] and secret not in json.dumps(ok["tasks"])
 
     bad = run_airflow_script(version, home, "run_dag.py", str(ROOT / "dags"), "e2e.broken.collector", env=env)
     assert bad["state"] == "failed"
@@ -183,3 +187,202 @@ def test_collector_dag_runs_processors_on_the_functions_app(version, serve_app, 
     assert bad["tasks"]["collected"]["state"] == "upstream_failed"
     assert f"blob:RAW_STORAGE/{c}/landing/broken.jsonl:2" in bad["log"]  # the orchestration's own message
     assert "Failed" in bad["log"] and bad["seconds"] < 60  # failed fast, not at the sensor's timeout
+
+
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_dag_options_reach_the_dags_and_their_sensors(version, tmp_path):
+    sourcemart = {"sourcemart": "o", "dag_options": {"poke_interval_s": 3, "max_poke_interval_s": 20},
+                  "tables": [{"name": "a", "schedule": "@daily", "collector": {"processors": [
+                      {"processor_name": "copy", "processor_type": "copy", "processor_config": {
+                          "src": {"type": "http", "url": "https://api.example.com/a.zip"}, "dest": blob("raw", "a/")}}]},
+                      "dag_options": {"timeout_s": 900, "is_paused_upon_creation": False}}]}
+    (tmp_path / "plan.json").write_text(dumps(compile_sourcemarts([("o.json", sourcemart)])))
+    found = run_airflow_script(version, tmp_path, "inspect_dagbag.py", str(ROOT / "dags"),
+                               env={"SOURCEMART_DAGS_PLAN": str(tmp_path / "plan.json")})
+    dag = found["dags"]["o.a.collector"]
+    assert dag["is_paused_upon_creation"] is False
+    assert dag["sensors"] == {"collect.wait": {"mode": "reschedule", "poke_interval": 3, "timeout": 900,
+                                               "exponential_backoff": True, "max_wait": 20.0,
+                                               "has_failure_callback": True}}
+
+
+# -- the sensor's policy against serve -------------------------------------------------
+
+class RefusingProxy:
+    """A TCP forwarder on 127.0.0.1 to serve that, as soon as it forwards a start (POST /api/pipelines),
+    stops listening for `refuse_s` seconds: connections in that window are refused (ECONNREFUSED),
+    as when the app's host restarts; then it listens again on the same port, and answers the first
+    status poll after that with a 503 (a host still starting), the next ones from serve."""
+
+    def __init__(self, target_port: int, refuse_s: float):
+        self.target_port, self.refuse_s = target_port, refuse_s
+        self.port, self.windows, self.stopped, self.answered_503 = free_port(), 0, False, False
+        self.listener = self._listen()
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(16)
+        sock.settimeout(0.2)
+        return sock
+
+    def _accept_loop(self) -> None:
+        while not self.stopped:
+            listener = self.listener
+            if listener is None:
+                time.sleep(0.05)
+                continue
+            try:
+                conn, _ = listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _reopen(self) -> None:
+        if not self.stopped:
+            self.listener = self._listen()
+
+    def _relay(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        first = conn.recv(65536)
+        if first.startswith(b"POST /api/pipelines ") and self.windows == 0:
+            self.windows += 1
+            listener, self.listener = self.listener, None
+            listener.close()  # from now on, connecting is refused
+            threading.Timer(self.refuse_s, self._reopen).start()
+        if self.windows == 1 and not self.answered_503 and first.startswith(b"GET /api/pipelines/"):
+            self.answered_503 = True
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
+        # serve checks that Host names it (DNS rebinding): say its address, as a reverse proxy would
+        upstream.sendall(first.replace(f"Host: 127.0.0.1:{self.port}\r\n".encode(),
+                                       f"Host: 127.0.0.1:{self.target_port}\r\n".encode(), 1))
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+        back.start()
+        pump(conn, upstream)
+        back.join(30)
+        conn.close()
+        upstream.close()
+
+    def close(self) -> None:
+        self.stopped = True
+        if self.listener is not None:
+            self.listener.close()
+
+
+def serve_status(serve_uri: str, instance: str) -> tuple[int, dict]:
+    base, _, query = serve_uri.partition("?")
+    req = urllib.request.Request(f"{base}/api/pipelines/{instance}", headers={"x-functions-key": FUNCTION_KEY})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, {}
+
+
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_sensor_policy_against_serve(version, serve_app, blob_env, tmp_path):
+    """404s in a row fail with "instance not found" (not at the timeout); a connection refused for a
+    moment and a 503 are tolerated; an unreachable app fails once the error budget is spent, with the last error;
+    a sensor that times out terminates the orchestration (no orphaned run)."""
+    home = migrated_home(version, tmp_path)
+    client, c = blob_env
+    client.get_blob_client(c, "landing/a.jsonl").upload_blob(b'{"id": 1}\n{"id": 2}\n')
+    serve_port = int(serve_app.split("?")[0].rsplit(":", 1)[1])
+    release = threading.Event()
+
+    def transform(src, dest):
+        return {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": src, "dest": blob(c, dest), "columns": [{"name": "id", "path": "id"}]}}]}
+
+    proxy = RefusingProxy(serve_port, refuse_s=4)
+    try:
+        with http_file(b'{"id": 1}\n', before=lambda n: release.wait(60) and None) as hanging_url:
+            cases = {"config": transform(blob(c, "landing/a.jsonl"), "csv/"),
+                     "hanging_config": transform({"type": "http", "url": hanging_url}, "hang/")}
+            env = {"SOURCEMART_FACTORY": str(ROOT / "dags" / "sourcemart_dags.py"), "SENSOR_CASES": json.dumps(cases),
+                   "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "tests" / "airflow" / "sensor_dags"),
+                   "AIRFLOW_CONN_SOURCEMART_FUNCTIONS": serve_app,
+                   "AIRFLOW_CONN_FUNCTIONS_VIA_PROXY": f"http://127.0.0.1:{proxy.port}?x-functions-key={FUNCTION_KEY}",
+                   "AIRFLOW_CONN_FUNCTIONS_UNREACHABLE": f"http://127.0.0.1:{free_port()}?x-functions-key={FUNCTION_KEY}"}
+            out = run_airflow_script(version, home, "run_dag.py", str(ROOT / "tests" / "airflow" / "sensor_dags"),
+                                     "sensor_not_found,sensor_unreachable,sensor_refused_once,sensor_times_out",
+                                     env=env, timeout=500)
+            runs, log = out["runs"], out["log"]
+            (tmp_path / "airflow.log").write_text(log)  # for a failing assertion's reader
+            hung = runs["sensor_times_out"]["tasks"]["collect.start"]["xcom"]
+            hung_status = serve_status(serve_app, hung)
+            release.set()
+    finally:
+        proxy.close()
+
+    lost = runs["sensor_not_found"]
+    assert lost["state"] == "failed" and lost["tasks"]["collect.wait"]["try_number"] == 1
+    assert "orchestration no-such-instance: instance not found (the app answered 404 to 3 polls in a row" in log
+    assert lost["seconds"] < 60  # not the sensor's timeout (120 s)
+    serve_log = (tmp_path / "serve.log").read_text()
+    assert serve_log.count("GET /api/pipelines/no-such-instance") == 3
+
+    down = runs["sensor_unreachable"]
+    assert down["state"] == "failed" and down["tasks"]["collect.wait"]["try_number"] == 1
+    assert "orchestration unreachable-instance: status unavailable after 3 tries in a row; last error: ConnectionError" in log
+    assert "Connection refused" in log
+
+    flaky = runs["sensor_refused_once"]
+    assert proxy.windows == 1
+    assert flaky["state"] == "success", log[-4000:]
+    assert flaky["tasks"]["collect.wait"] == {"state": "success", "try_number": 1, "xcom": None}
+    flaky_id = flaky["tasks"]["collect.start"]["xcom"]
+    assert f"orchestration {flaky_id}: ConnectionError" in log  # refused, then a 503, then recovered
+    assert proxy.answered_503 and f"orchestration {flaky_id}: the app answered 503; polling again" in log
+    assert client.get_blob_client(c, "csv/a.csv").download_blob().readall() == b"id\r\n1\r\n2\r\n"
+
+    timed_out = runs["sensor_times_out"]
+    assert timed_out["state"] == "failed" and timed_out["tasks"]["collect.wait"]["state"] == "failed"
+    assert hung_status == (200, hung_status[1]) and hung_status[1]["runtimeStatus"] == "Terminated", hung_status
+    assert hung_status[1]["output"] == "Airflow task collect.wait failed"
+
+    for secret in (FUNCTION_KEY, SYSTEM_KEY, "code="):
+        assert secret not in log and secret not in json.dumps(runs)
+
+
+def test_the_factory_runs_where_only_simple_http_operator_exists(serve_app, blob_env, tmp_path):
+    """providers-http 4.5.2 (before HttpOperator existed) on Airflow 2.11: the factory's import block
+    takes SimpleHttpOperator, and a Collector runs against serve."""
+    legacy = VENVS["2"] / "legacy-http"
+    if not legacy.exists():
+        pytest.fail("the legacy providers-http is not installed: run `make test` (it builds .venv-airflow2)")
+    home = migrated_home("2", tmp_path)
+    client, c = blob_env
+    client.get_blob_client(c, "landing/a.jsonl").upload_blob(b'{"id": 7}\n{"id": 8}\n')
+    sourcemart = {"sourcemart": "old", "tables": [{"name": "t", "schedule": "@daily", "collector": {"processors": [
+        {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": blob(c, "landing/a.jsonl"), "dest": blob(c, "csv/"), "columns": [{"name": "id", "path": "id"}]}}]}}]}
+    plan = tmp_path / "plan.json"
+    plan.write_text(dumps(compile_sourcemarts([("old.json", sourcemart)], {"poke_interval_s": 1})))
+    env = {"SOURCEMART_DAGS_PLAN": str(plan), "AIRFLOW_CONN_SOURCEMART_FUNCTIONS": serve_app,
+           "LEGACY_HTTP_PROVIDER": str(legacy)}
+    ok = run_airflow_script("2", home, "run_dag.py", str(ROOT / "dags"), "old.t.collector", env=env)
+    assert ok["http_provider"].startswith(str(legacy))  # the old provider, not the venv's
+    assert ok["operators"]["collect.start"] == "SimpleHttpOperator"
+    assert ok["state"] == "success", ok["log"][-4000:]
+    assert client.get_blob_client(c, "csv/a.csv").download_blob().readall() == b"id\r\n7\r\n8\r\n"

@@ -62,7 +62,13 @@ def test_get_functions_lists_every_function_with_its_bindings():
     from azure_shim import build_app
 
     found = bindings_by_function(build_app().get_functions())
-    assert set(found) == {"start_pipeline", "pipeline", "list", "copy", "decompress", "transform"}
+    assert set(found) == {"start_pipeline", "pipeline_status", "terminate_pipeline", "pipeline", "list", "copy",
+                          "decompress", "transform"}
+    for name, route, method in (("pipeline_status", "pipelines/{instance_id}", "GET"),
+                                ("terminate_pipeline", "pipelines/{instance_id}/terminate", "POST")):
+        req = found[name]["req"]  # the function key, as the starter: no system key in what Airflow polls
+        assert (req["route"], req["methods"], req["authLevel"]) == (route, [method], "FUNCTION")
+        assert found[name]["client"]["type"] == "durableClient"
     start = found["start_pipeline"]
     assert start["req"]["type"] == "httpTrigger" and start["req"]["route"] == "pipelines"
     assert start["req"]["methods"] == ["POST"] and start["req"]["authLevel"] == "FUNCTION"
@@ -77,7 +83,9 @@ def test_the_real_worker_indexes_the_app():
     result = index_with_worker(ROOT)
     assert "error" not in result, result
     by_name = {f["name"]: f for f in result["functions"]}
-    assert set(by_name) == {"start_pipeline", "pipeline", "list", "copy", "decompress", "transform"}
+    assert set(by_name) == {"start_pipeline", "pipeline_status", "terminate_pipeline", "pipeline", "list", "copy",
+                            "decompress", "transform"}
+    assert by_name["pipeline_status"]["bindings"] == by_name["start_pipeline"]["bindings"]
     assert by_name["start_pipeline"]["bindings"] == {"req": ["httpTrigger", 0], "client": ["durableClient", 0],
                                                      "$return": ["http", 1]}
     assert by_name["pipeline"]["bindings"] == {"context": ["orchestrationTrigger", 0]}
@@ -103,3 +111,10 @@ def test_the_worker_rejects_a_binding_that_names_no_parameter(tmp_path):
     result = index_with_worker(tmp_path)
     assert "error" in result and "FunctionLoadError" in result["error"], result
     assert "payload" in result["error"] or "unit" in result["error"]
+
+
+def test_host_json_lets_the_extension_refuse_to_restart_a_running_instance():
+    """The starter checks an instance's status before starting it; between the two, another start could
+    slip in. With NonRunningStates the Durable extension itself refuses to replace a running instance."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["durableTask"]["overridableExistingInstanceStates"] == "NonRunningStates"

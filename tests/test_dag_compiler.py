@@ -260,3 +260,28 @@ def test_a_config_that_would_break_out_of_the_jinja_raw_block():
     doc = {"sourcemart": "acme", "tables": [table("t", refiner={"processors": [bad]})]}
     assert errors(doc) == ["sourcemarts/acme.json: tables[0].refiner.processors: contains the text '{% endraw %}', "
                            "which Airflow's templating would read as the end of the config"]
+
+
+def test_dag_options_per_sourcemart_and_per_table_are_compiled_into_the_plan():
+    pipeline = {"name": "p", "upstreams": ["a"], "processors": [TRANSFORM]}
+    plan = compiled({"sourcemart": "s", "dag_options": {"poke_interval_s": 2, "max_poke_interval_s": 30},
+                     "tables": [table("a"), table("b", dag_options={"poke_interval_s": 10, "timeout_s": 600,
+                                                                     "is_paused_upon_creation": False})],
+                     "pipelines": [pipeline]})
+    by_id = dags(plan)
+    for dag_id in ("s.a.schedule", "s.a.collector", "s.a.refiner", "s.pipelines.p"):
+        assert by_id[dag_id]["options"] == {"poke_interval_s": 2, "max_poke_interval_s": 30}, dag_id
+    for dag_id in ("s.b.schedule", "s.b.collector", "s.b.refiner"):
+        assert by_id[dag_id]["options"] == {"poke_interval_s": 10, "max_poke_interval_s": 30, "timeout_s": 600,
+                                            "is_paused_upon_creation": False}, dag_id
+    assert {k: plan["defaults"][k] for k in ("poke_interval_s", "max_poke_interval_s", "timeout_s")} == {
+        "poke_interval_s": 5, "max_poke_interval_s": 60, "timeout_s": 21600}  # a few seconds, backing off to 60
+    assert "options" not in dags(compiled({"sourcemart": "t", "tables": [table("a")]}))["t.a.collector"]
+
+
+def test_dag_options_errors_name_the_json_path():
+    assert errors({"sourcemart": "s", "tables": [table("a", dag_options={"poke_interval_s": 90})]}) == [
+        "sourcemarts/s.json: tables[0].dag_options: max_poke_interval_s (60) is less than poke_interval_s (90)"]
+    found = errors({"sourcemart": "s", "dag_options": {"poke_interval_s": 0, "timeout": 5}, "tables": [table("a")]})
+    assert any("dag_options.poke_interval_s" in e and "greater than or equal to 1" in e for e in found), found
+    assert any("dag_options.timeout" in e for e in found), found  # an unknown option is refused, not ignored

@@ -622,3 +622,39 @@ def test_a_name_resolving_to_public_and_private_addresses_is_refused(monkeypatch
         except PolicyError as exc:
             raise OSError(str(exc)) from exc
     assert "resolves to 127.0.0.1, a loopback address" in str(info.value) and lookups == ["rebind.example"]
+
+
+def test_an_origin_override_is_checked_on_the_origin_actually_reached(web, tmp_path, monkeypatch):
+    """PIPELINE_ORIGIN_OVERRIDES (the laptop demo runs the shipped sourcemarts against local APIs):
+    the request goes to the overriding origin, and every check is made on that origin: plain http,
+    private addresses, and the header settings bound to it. A token bound to the configured origin
+    does not follow an override."""
+    from pipeline.policy import PolicyError, from_env
+    from processors import UnitError, run_unit
+
+    srv = web()
+    port = srv.server_address[1]
+    monkeypatch.setenv("ACME_TOKEN", SECRET)
+    monkeypatch.setenv("PIPELINE_ORIGIN_OVERRIDES", f"https://api.acme.example={srv.base}")
+    src = {"type": "http", "url": "https://api.acme.example/data.jsonl", "headers_from_env": {"Authorization": "ACME_TOKEN"}}
+    unit = {"processor": transform(src, f"{tmp_path}/out/")["processors"][0], "src": {"location": src, "name": "d.jsonl"}}
+
+    header_origin(monkeypatch, "ACME_TOKEN", "https://api.acme.example")  # bound to the configured origin only
+    with pytest.raises(UnitError, match=rf"may be sent only to https://api.acme.example:443, not to http://127.0.0.1:{port}"):
+        run_unit(unit)
+    header_origin(monkeypatch, "ACME_TOKEN", srv.base)
+    monkeypatch.setenv("PIPELINE_PLAIN_HTTP_HOSTS", "localhost")
+    with pytest.raises(UnitError, match=f"plain http to 127.0.0.1:{port} is not allowed"):
+        run_unit(unit)
+    monkeypatch.setenv("PIPELINE_PLAIN_HTTP_HOSTS", f"127.0.0.1:{port}")
+    monkeypatch.setenv("PIPELINE_PRIVATE_HOSTS", "localhost")
+    with pytest.raises(UnitError, match="a loopback address"):
+        run_unit(unit)
+    assert srv.log == []  # nothing was sent while the policy refused
+    monkeypatch.setenv("PIPELINE_PRIVATE_HOSTS", f"127.0.0.1:{port}")
+    assert run_unit(unit)["rows"] == 2
+    assert [(p, h.get("Authorization")) for p, h, *_ in srv.log] == [("/data.jsonl", SECRET)]
+
+    monkeypatch.setenv("PIPELINE_ORIGIN_OVERRIDES", "https://api.acme.example=http://127.0.0.1:1/some/path")
+    with pytest.raises(PolicyError, match="PIPELINE_ORIGIN_OVERRIDES"):
+        from_env()

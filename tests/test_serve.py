@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +15,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import AZURITE_KEY, http_file, serve_process
+from tests.conftest import AZURITE_KEY, ROOT, http_file, serve_process
 
 
 FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()
@@ -119,6 +120,9 @@ def test_a_failing_pipeline_is_failed_with_the_place_named(serve, blob_env):
     assert status["output"].startswith("Orchestrator function 'pipeline' failed: processor 1 of 1 (transform:JSONL) failed:")
     assert f"blob:RAW_STORAGE/{c}/landing/bad.jsonl:3: unexpected end of data" in status["output"]
     assert "(not retried: the data or the config is wrong)" in status["output"]
+    # the README's example failure message is this one, word for word (container "raw" there)
+    example = re.search(r'"output": "(Orchestrator[^\n]*)\n#\s+(blob:[^\n]*)"\n', (ROOT / "README.md").read_text())
+    assert status["output"] == f"{example[1]} {example[2]}".replace("RAW_STORAGE/raw/", f"RAW_STORAGE/{c}/")
     log.seek(0)
     assert "attempt 1 failed" not in log.read()  # a bad line stays bad: one attempt
     assert not list(client.get_container_client(c).list_blobs(name_starts_with="csv/"))  # nothing half-written
@@ -155,3 +159,51 @@ def test_a_transient_failure_is_retried_by_durable(serve, blob_env, flaky_source
     log.seek(0)
     assert "transform attempt 1 failed; retrying in 0.2 s" in log.read()
     assert client.get_blob_client(c, "csv/feed.csv").download_blob().readall() == b"id\r\n1\r\n2\r\n3\r\n"
+
+
+def test_status_route_answers_like_the_status_url_with_the_function_key(serve, blob_env):
+    """GET /api/pipelines/{id}: what Airflow polls, with the function key in a header (no system key
+    in any URL): the same codes and body as statusQueryGetUri."""
+    base, log = serve
+    client, c = blob_env
+    client.get_blob_client(c, "landing/a.jsonl").upload_blob(b'{"id": 1}\n{"id": 2}\n')
+    config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL",
+                              "processor_config": {"src": blob_loc(c, "landing/a.jsonl"), "dest": blob_loc(c, "csv/"),
+                                                   "columns": [{"name": "id", "path": "id"}]}}]}
+    code, _, body = http("POST", f"{base}/api/pipelines", {"config": config, "instance_id": "status-route-1"})
+    assert code == 202
+    codes, via_route = poll(f"{base}/api/pipelines/status-route-1")
+    assert codes[-1] == 200 and set(codes[:-1]) <= {202} and via_route["runtimeStatus"] == "Completed"
+    _, via_url = poll(json.loads(body)["statusQueryGetUri"])
+    assert via_route == via_url  # same fields, same values
+    assert set(via_route) == {"name", "instanceId", "runtimeStatus", "input", "customStatus", "output",
+                              "createdTime", "lastUpdatedTime"}
+    assert http("GET", f"{base}/api/pipelines/no-such-run")[0] == 404
+    assert http("GET", f"{base}/api/pipelines/status-route-1", headers={})[0] == 401  # the function key is required
+    system_key = json.loads(body)["statusQueryGetUri"].rsplit("code=", 1)[1]
+    assert http("GET", f"{base}/api/pipelines/status-route-1?code={system_key}", headers={})[0] == 401
+
+
+def test_terminate_route_stops_a_running_instance(serve, blob_env):
+    base, log = serve
+    client, c = blob_env
+    release = __import__("threading").Event()
+    with http_file(b'{"id": 1}\n', before=lambda n: release.wait(30) and None) as url:
+        config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL",
+                                  "processor_config": {"src": {"type": "http", "url": url}, "dest": blob_loc(c, "csv/"),
+                                                       "columns": [{"name": "id", "path": "id"}]}}]}
+        code, _, body = http("POST", f"{base}/api/pipelines", {"config": config, "instance_id": "to-terminate"})
+        assert code == 202
+        assert http("GET", f"{base}/api/pipelines/to-terminate")[0] == 202
+        assert http("POST", f"{base}/api/pipelines/to-terminate/terminate?reason=the+DAG+run+gave+up", {})[0] == 202
+        codes, status = poll(f"{base}/api/pipelines/to-terminate", timeout=20)
+        assert codes[-1] == 200 and status["runtimeStatus"] == "Terminated" and status["output"] == "the DAG run gave up"
+        assert http("POST", f"{base}/api/pipelines/to-terminate/terminate", {})[0] == 410  # already finished
+        assert http("POST", f"{base}/api/pipelines/no-such-run/terminate", {})[0] == 404
+        assert http("POST", f"{base}/api/pipelines/to-terminate/terminate", {},
+                    headers={"Content-Type": "application/json"})[0] == 401
+        release.set()  # the unit that was running finishes (as on Azure: terminate does not kill activities)
+        # a cleared task's new try starts a terminated instance afresh under the same id
+        assert http("POST", f"{base}/api/pipelines", {"config": config, "instance_id": "to-terminate"})[0] == 202
+        _, status = poll(f"{base}/api/pipelines/to-terminate")
+    assert status["runtimeStatus"] == "Completed", status["output"]

@@ -1,12 +1,14 @@
 """`python -m local_runner serve`: the function app's HTTP contract on 127.0.0.1, for development
 and tests (an Airflow DAG can run against it on a laptop). Production is Azure Durable Functions.
 
-    POST /api/pipelines                                   the app's own HTTP starter function, called
-                                                          with a real DurableOrchestrationClient
+    POST /api/pipelines                                   the app's own HTTP functions (the starter,
+    GET  /api/pipelines/{id}                              status, terminate), called with a real
+    POST /api/pipelines/{id}/terminate                    DurableOrchestrationClient
     GET  /runtime/webhooks/durabletask/instances/{id}     statusQueryGetUri: 202 Pending/Running,
                                                           200 Completed/Failed/Terminated, 404 unknown
     POST /rpc-<token>/durabletask/orchestrators/{name}[/{id}]   the extension's RPC that the client
-    GET  /rpc-<token>/durabletask/instances/{id}                calls (start, status), served by TaskHub
+    GET  /rpc-<token>/durabletask/instances/{id}                calls (start, status, terminate),
+    POST /rpc-<token>/durabletask/instances/{id}/terminate      served by TaskHub
 
 The starter's client binding points its rpcBaseUrl back at this server, so the same start code
 (validation, the operator's policy, idempotent instance ids, create_check_status_response) runs
@@ -67,12 +69,12 @@ class FunctionAppServer(ThreadingHTTPServer):
         self.allowed_hosts = None if host in ("0.0.0.0", "::", "") else {f"{n}:{bound}" for n in names}
         functions = self.hub_functions = app.get_functions()
         self.hub = TaskHub(functions, workers=workers, name=hub_name)
-        self.http_functions = {}
+        self.http_functions = []  # (route pattern, function, methods)
         for fn in functions:
             trigger = fn.get_trigger()
             if trigger.type == "httpTrigger":
                 methods = [str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"])]
-                self.http_functions[trigger.route or fn.get_function_name()] = (fn, methods)
+                self.http_functions.append((_route_pattern(trigger.route or fn.get_function_name()), fn, methods))
         # One event loop for the async starter: the SDK's client keeps one aiohttp session bound to it.
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="starter-loop", daemon=True)
@@ -117,12 +119,12 @@ class FunctionAppServer(ThreadingHTTPServer):
             "rpcBaseUrl": f"{self.base_url}{self.rpc}",
         })
 
-    def call_http_function(self, fn, method: str, url: str, headers: dict, body: bytes):
+    def call_http_function(self, fn, method: str, url: str, headers: dict, body: bytes, route_params: dict):
         import azure.functions as func
 
         parts = urlsplit(url)
         req = func.HttpRequest(method=method, url=url, headers=headers, params=dict(parse_qsl(parts.query)),
-                               route_params={}, body=body)
+                               route_params=route_params, body=body)
         kwargs = {}
         for binding in fn.get_bindings():
             if binding.type == "httpTrigger":
@@ -196,9 +198,11 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _body(self) -> bytes | None:
-        """The request body, or None after answering a refusal (not JSON, too big, no length)."""
-        if self.command == "POST":
+    def _body(self, kind: str = "api") -> bytes | None:
+        """The request body, or None after answering a refusal (not JSON, too big, no length). The
+        client's RPC posts a terminate with no body and no type; only the RPC may (its path is secret)."""
+        empty = (self.headers.get("Content-Length") or "0") == "0" and not self.headers.get("Transfer-Encoding")
+        if self.command == "POST" and not (kind == "rpc" and empty):
             ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":
                 self._refuse(415, "the body must be application/json")
@@ -264,12 +268,15 @@ class _Handler(BaseHTTPRequestHandler):
         kind = self._authorized()
         if kind is None:
             return
-        body = self._body()
+        body = self._body(kind)
         if body is None:
             return
         rest = self._rest(kind, "orchestrators/")
         if kind == "rpc" and rest is not None:
             return self._start(rest, body)
+        rest = self._rest(kind, "instances/")
+        if rest is not None and rest.endswith("/terminate"):
+            return self._terminate(rest[: -len("/terminate")])
         if kind != "api":
             return self._send(404, json.dumps({"error": "no such route"}))
         return self._http_function("POST", body)
@@ -288,18 +295,27 @@ class _Handler(BaseHTTPRequestHandler):
         payload = self.server.management_urls(inst.instance_id)
         return self._send(202, json.dumps(payload), {"Location": payload["statusQueryGetUri"]})
 
+    def _terminate(self, instance_id: str) -> None:
+        """The extension's terminate: 202 accepted, 404 unknown, 410 already finished."""
+        reason = dict(parse_qsl(urlsplit(self.path).query)).get("reason") or "terminated"
+        found = self.server.hub.terminate(instance_id, reason[:200])
+        return self._send({None: 404, False: 410, True: 202}[found])
+
     def _http_function(self, method: str, body: bytes) -> None:
         parts = urlsplit(self.path)
-        route = parts.path[len("/api/"):] if parts.path.startswith("/api/") else None
-        found = self.server.http_functions.get(route)
-        if found is None:
+        route = parts.path[len("/api/"):] if parts.path.startswith("/api/") else ""
+        matches = [(m, fn, methods) for pattern, fn, methods in self.server.http_functions
+                   if (m := pattern.fullmatch(route))]
+        if not matches:
             return self._send(404, json.dumps({"error": f"no function at {parts.path}"}))
-        fn, methods = found
-        if method not in methods:
-            return self._send(405, json.dumps({"error": f"{parts.path} accepts {', '.join(methods)}"}))
+        allowed = [x for x in matches if method in x[2]]
+        if not allowed:
+            accepts = sorted({m for x in matches for m in x[2]})
+            return self._send(405, json.dumps({"error": f"{parts.path} accepts {', '.join(accepts)}"}))
+        match, fn, _ = allowed[0]
         url = f"{self.server.base_url}{self.path}"
         try:
-            resp = self.server.call_http_function(fn, method, url, dict(self.headers), body)
+            resp = self.server.call_http_function(fn, method, url, dict(self.headers), body, match.groupdict())
         except Exception as exc:  # what the host does with an unhandled exception: 500, logged
             log.exception("function %s failed", fn.get_function_name())
             return self._send(500, json.dumps({"error": f"{type(exc).__name__} in {fn.get_function_name()}"}))
@@ -307,6 +323,15 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.mimetype and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = resp.mimetype
         self._send(resp.status_code, resp.get_body(), headers)
+
+
+def _route_pattern(route: str) -> re.Pattern:
+    """A Functions route template ('pipelines/{instance_id}/terminate') as a regex with named groups.
+    Only plain {name} parameters: the app uses no optional or constrained ones."""
+    parts = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", route)
+    if any("{" in p or "}" in p for p in parts[::2]):
+        raise ValueError(f"route {route!r}: only plain {{name}} parameters are supported here")
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)))
 
 
 def _checked_start_input(body: bytes) -> str | None:

@@ -69,6 +69,7 @@ class _Arrival:
     result: str | None = None  # JSON text of a success
     error: str | None = None
     timer_id: int | None = None
+    terminate: bool = False  # the instance is being terminated
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Instance:
     output: Any = None
     history: list[dict] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    terminating: str | None = None  # the reason, once terminate was asked for
+    episode: Any = None
 
     def status(self) -> dict:
         """The JSON the Durable HTTP API returns for an instance."""
@@ -123,6 +126,22 @@ class TaskHub:
             self._instances[instance_id] = inst
         threading.Thread(target=self._drive, args=(inst,), name=f"orchestration-{instance_id}", daemon=True).start()
         return inst
+
+    def terminate(self, instance_id: str, reason: str) -> bool | None:
+        """Stop a running instance (as the extension does: it becomes Terminated with the reason as
+        its output; activities already running finish, their results are dropped; nothing more is
+        scheduled). True: terminating; False: it had already finished; None: no such instance."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                return None
+            if inst.runtime_status not in RUNNING_STATES or inst.terminating is not None:
+                return False
+            inst.terminating = reason
+            episode = inst.episode
+        if episode is not None:
+            episode.arrivals.put(_Arrival(-1, terminate=True))
+        return True
 
     def get(self, instance_id: str) -> Instance | None:
         with self._lock:
@@ -186,6 +205,7 @@ class _Episode:
         self.arrivals: queue.Queue[_Arrival] = queue.Queue()
         self.futures: list[cf.Future] = []
         self.outstanding = 0
+        inst.episode = self
 
     def run(self) -> None:
         hub, inst = self.hub, self.inst
@@ -209,12 +229,18 @@ class _Episode:
                 self._stop()
                 return hub._finish(inst, "Failed", f"Orchestrator function '{inst.name}' is waiting on nothing "
                                                    "this local task hub can complete")
-            batch = [self.arrivals.get()]
+            if inst.terminating is None:  # (asked before this episode could hear it: see TaskHub.terminate)
+                batch = [self.arrivals.get()]
+            else:
+                batch = []
             while True:  # everything that has arrived meanwhile goes into the same episode
                 try:
                     batch.append(self.arrivals.get_nowait())
                 except queue.Empty:
                     break
+            if inst.terminating is not None:
+                self._stop()
+                return hub._finish(inst, "Terminated", inst.terminating)
             inst.history.append(_event(ORCHESTRATOR_STARTED))
             for arrival in self.order(batch):
                 self._record(arrival)

@@ -35,6 +35,12 @@ for dag_id, dag in bag.dags.items():
         "outlets": uris([o for t in dag.tasks for o in (t.outlets or [])]),
         "tags": sorted(dag.tags),
         "edges": sorted([t.task_id, d] for t in dag.tasks for d in t.downstream_task_ids),
+        "is_paused_upon_creation": dag.is_paused_upon_creation,
+        "sensors": {t.task_id: {"mode": t.mode, "poke_interval": t.poke_interval, "timeout": t.timeout,
+                                "exponential_backoff": t.exponential_backoff,
+                                "max_wait": t.max_wait.total_seconds() if t.max_wait else None,
+                                "has_failure_callback": bool(t.on_failure_callback)}
+                    for t in dag.tasks if hasattr(t, "poke")},
     }
 with open(sys.argv[2], "w") as f:
     json.dump(out, f)

@@ -1,0 +1,1 @@
+"""`make demo`: the whole chain on this machine (see demo/run.py)."""
