@@ -10,13 +10,13 @@ PY := $(VENV)/bin/python
 
 .PHONY: sample test bench schema clean
 
-sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
+sample: $(VENV)/.installed $(VENV)/.native  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
-test: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
-	$(PY) -m pytest
+test: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
+	SOURCEMART_REQUIRE_NATIVE=$$(test -e $(VENV)/.native-missing && echo 0 || echo 1) $(PY) -m pytest
 
-bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
+bench: $(VENV)/.installed $(VENV)/.native  ## side-by-side throughput and peak memory (see bench/README.md)
 	$(PY) -m bench.run
 
 schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the config models
@@ -26,6 +26,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The native JSONL -> CSV kernel (native/, C++ against the CPython C API; g++ and Python's headers).
+# Without it the transform runs its pure-Python path, so outside CI a failed build is a warning
+# (and `make test` then does not require the kernel); in CI (CI set) it is an error.
+$(VENV)/.native: $(VENV)/.installed native/pyproject.toml native/setup.py native/src/sourcemart_kernel.cpp
+	@if $(PY) -m pip install --quiet --disable-pip-version-check ./native; then rm -f $(VENV)/.native-missing; \
+	elif [ -n "$$CI" ]; then echo "the native kernel failed to build (required in CI)"; exit 1; \
+	else echo "WARNING: the native kernel failed to build; the transform runs its pure-Python path"; \
+	  touch $(VENV)/.native-missing; fi
 	touch $@
 
 # Real Airflow for tests/test_airflow.py, each in its own venv (Airflow's dependencies stay out of

@@ -141,6 +141,12 @@ class JsonlTransformConfig(_StepConfig):
     newline: Literal["\n", "\r\n"] = "\r\n"
     on_error: Literal["fail", "skip", "quarantine"] = "fail"
     rejects: DestLocation | None = Field(default=None, description="Folder for rejected lines (on_error=quarantine).")
+    engine: Literal["auto", "native", "python"] = Field(
+        default="auto", description="auto: the native kernel when installed, else Python; native: fail without "
+                                    "it; python: the pure-Python path. All write the same bytes.")
+    threads: int | None = Field(
+        default=None, ge=1, le=64, description="Converter threads for one file (native kernel); default: the cores "
+                                               "available to this process.")
 
     @field_validator("encoding")
     @classmethod

@@ -27,7 +27,9 @@ import orjson
 from mounters import open_source
 from processors.stream import replace_suffix, source_stats
 from writers import OutputSet
-from writers.csv_text import CsvFormat, open_text
+from writers.csv_text import CsvFormat, EncodedOutput
+
+from .kernel import cores, kernel_for
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit; larger chunks measured no faster.
@@ -149,7 +151,7 @@ def build_line_function(columns, fmt: CsvFormat, null_text: str):
             f"        else: {v} = CONST[{v}]",
         ]
     if len(names) == 1:
-        code.append("        if not c0: c0 = '\"\"'")  # a lone empty field would read back as a blank line
+        code.append("        if c0 == '': c0 = '\"\"'")  # a lone empty field would read back as a blank line (an int 0 is not empty)
     delimiter = fmt.delimiter.replace("{", "{{").replace("}", "}}")
     template = delimiter.join("{%s}" % n for n in names) + fmt.newline
     code.append(f"        append(f{template!r})")
@@ -184,47 +186,67 @@ def gc_paused():
 
 
 class Converter:
-    """Streams one JSONL source into CSV text; counts rows and rejects."""
+    """Streams one JSONL source into CSV text; counts rows and rejects.
 
-    def __init__(self, cfg, fmt: CsvFormat, reject):
+    With the native kernel, chunks are converted by `threads` threads while this thread reads the
+    next ones (a bounded, ordered pipeline: at most 2 x threads chunks in flight, written in order);
+    a chunk the kernel refuses is redone here, in order, by the Python path."""
+
+    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
         self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
+        self.kernel = kernel
+        self.threads = threads
         self.on_error = cfg.on_error
         self.reject = reject  # reject(raw line) under on_error=quarantine
         self.rows = 0
         self.rejects = 0
         self.first_reject: dict | None = None
+        self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
+        self.python_chunks = 0
 
     def convert(self, src, out) -> None:
-        read, write = src.read, out.write
-        line_no = 0  # lines before the current chunk
-        pending: list[bytes] = []  # the start of a line that continues in the next chunk
-        pending_size = 0
-        first = True
+        """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
         with gc_paused():
-            while True:
-                chunk = read(CHUNK)
-                if not chunk:
-                    break
-                if first:
-                    first = False
-                    if chunk.startswith(_BOM):
-                        chunk = chunk[3:]
-                cut = chunk.rfind(b"\n")
-                if cut < 0:
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size > MAX_LINE:
-                        raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
-                    continue
-                body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
-                rest = chunk[cut + 1:]
-                pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
-                lines = body.split(b"\n")
-                write(self._chunk(lines, line_no, has_long_number(body)))
-                line_no += len(lines)
-            if pending:
-                tail = b"".join(pending)
-                write(self._chunk([tail], line_no, has_long_number(tail)))
+            if self.kernel is None:
+                for body, line_no in chunks(src):
+                    out.write(self._python(body, line_no))
+            elif self.threads <= 1:
+                for body, line_no in chunks(src):
+                    self._write(out, body, line_no, self.kernel.convert(body))
+            else:
+                self._parallel(src, out)
+
+    def _parallel(self, src, out) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending: deque = deque()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
+            try:
+                for body, line_no in chunks(src):
+                    if len(pending) >= 2 * self.threads:
+                        self._write(out, *pending.popleft())
+                    pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                while pending:
+                    self._write(out, *pending.popleft())
+            finally:
+                for *_, future in pending:
+                    future.cancel()
+
+    def _write(self, out, body: bytes, line_no: int, result) -> None:
+        if not isinstance(result, tuple) and result is not None:
+            result = result.result()  # a future
+        if result is None:
+            out.write(self._python(body, line_no))
+        else:
+            data, rows = result
+            self.native_chunks += 1
+            self.rows += rows
+            out.write_utf8(data)
+
+    def _python(self, body: bytes, line_no: int) -> str:
+        self.python_chunks += 1
+        return self._chunk(body.split(b"\n"), line_no, has_long_number(body))
 
     def _chunk(self, lines: list[bytes], line_no: int, long_numbers: bool) -> str:
         if not long_numbers:
@@ -262,6 +284,38 @@ class Converter:
             self.reject(line)
 
 
+def chunks(src):
+    """(body, line_no): the source's whole lines about CHUNK bytes at a time, without their last
+    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped."""
+    read = src.read
+    line_no = 0
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk
+    pending_size = 0
+    first = True
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        if first:
+            first = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[3:]
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > MAX_LINE:
+                raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
+            continue
+        body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
+        rest = chunk[cut + 1:]
+        pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
+        yield body, line_no
+        line_no += body.count(b"\n") + 1
+    if pending:
+        yield b"".join(pending), line_no
+
+
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
@@ -277,21 +331,20 @@ def run(processor, src: dict) -> dict:
                     rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), name))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, fmt, reject)
+        kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
+        converter = Converter(cfg, fmt, reject, kernel, cfg.threads or cores())
         with outs.create(cfg.dest.model_dump(), output_name(src["name"])) as sink:
-            text = open_text(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
+            out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
                 if cfg.header:
-                    text.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
-                converter.convert(f, text)
-                text.flush()
+                    out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
+                converter.convert(f, out)
             except UnicodeEncodeError as exc:
                 raise ValueError(f"output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
-            finally:
-                text.detach()  # the OutputSet commits the sink; the text layer must not close it
         stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "rows": converter.rows, "rejects": converter.rejects}
+    result = {**stats, "outputs": outs.outputs, "rows": converter.rows, "rejects": converter.rejects,
+              "engine": "native" if kernel is not None else "python"}
     if converter.first_reject:
         result["first_reject"] = converter.first_reject
     return result
