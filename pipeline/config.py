@@ -147,6 +147,10 @@ class JsonlTransformConfig(_StepConfig):
     threads: int | None = Field(
         default=None, ge=1, le=64, description="Converter threads for one file (native kernel); default: the cores "
                                                "available to this process.")
+    archive: Literal["zip", "gzip", "tar", "tar.gz"] | None = Field(
+        default=None, description="src is an archive: each member (selected by `members`) is read straight into "
+                                  "the converter, one CSV per member; nothing is extracted.")
+    members: str = Field(default="*", description="With archive: glob of members to convert ('**' crosses folders).")
 
     @field_validator("encoding")
     @classmethod
@@ -172,6 +176,8 @@ class JsonlTransformConfig(_StepConfig):
                 raise ValueError("@rejects.path: must be a folder (end with '/')")
         elif self.rejects is not None:
             raise ValueError("@rejects: only used with on_error=quarantine")
+        if self.archive is None and self.members != "*":
+            raise ValueError("@members: only used with archive (a transform whose src is an archive)")
         return self
 
 

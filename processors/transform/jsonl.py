@@ -319,7 +319,35 @@ def chunks(src):
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
-    with open_source(src["location"]) as f, OutputSet() as outs, ExitStack() as rejects_stack:
+    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
+    unit = _Unit(cfg, fmt, kernel, cfg.threads or cores())
+    with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
+            ExitStack() as rejects_stack:
+        if cfg.archive is None:
+            unit.convert(f, outs, rejects_stack, src["name"])
+        else:
+            from processors.transform.archive import members
+
+            for name, stream, out_name in members(cfg.archive, cfg.members, f, src["name"]):
+                unit.convert(stream, outs, rejects_stack, out_name, member=name)
+        stats = source_stats(f, src)
+    result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
+              "engine": "native" if kernel is not None else "python"}
+    if unit.first_reject:
+        result["first_reject"] = unit.first_reject
+    return result
+
+
+class _Unit:
+    """One unit's conversions (one source file, or each member of an archive) and their totals."""
+
+    def __init__(self, cfg, fmt: CsvFormat, kernel, threads: int):
+        self.cfg, self.fmt, self.kernel, self.threads = cfg, fmt, kernel, threads
+        self.rows = self.rejects = 0
+        self.first_reject: dict | None = None
+
+    def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
+        cfg, fmt = self.cfg, self.fmt
         reject = None
         if cfg.on_error == "quarantine":
             rejects_sink = None
@@ -327,24 +355,26 @@ def run(processor, src: dict) -> dict:
             def reject(line: bytes) -> None:
                 nonlocal rejects_sink
                 if rejects_sink is None:  # created on the first reject: no rejects, no file
-                    name = replace_suffix(src["name"], _SUFFIXES, ".rejects.jsonl")
-                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), name))
+                    rejects_name = replace_suffix(name, _SUFFIXES, ".rejects.jsonl")
+                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), rejects_name))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
-        converter = Converter(cfg, fmt, reject, kernel, cfg.threads or cores())
-        with outs.create(cfg.dest.model_dump(), output_name(src["name"])) as sink:
+        converter = Converter(cfg, fmt, reject, self.kernel, self.threads)
+        with outs.create(cfg.dest.model_dump(), output_name(name)) as sink:
             out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
                 if cfg.header:
                     out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
                 converter.convert(f, out)
             except UnicodeEncodeError as exc:
-                raise ValueError(f"output encoding {cfg.encoding} cannot represent "
+                where = f"member {member!r}: " if member is not None else ""
+                raise ValueError(f"{where}output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
-        stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "rows": converter.rows, "rejects": converter.rejects,
-              "engine": "native" if kernel is not None else "python"}
-    if converter.first_reject:
-        result["first_reject"] = converter.first_reject
-    return result
+            except BadLine as exc:
+                if member is None:
+                    raise
+                raise BadLine(f"member {member!r} line {exc.line}: {exc}") from None
+        self.rows += converter.rows
+        self.rejects += converter.rejects
+        if converter.first_reject and self.first_reject is None:
+            self.first_reject = {**({"member": member} if member is not None else {}), **converter.first_reject}
