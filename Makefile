@@ -8,7 +8,7 @@ PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 pyth
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sample test bench schema clean
+.PHONY: sample test bench schema package clean
 
 sample: $(VENV)/.installed $(VENV)/.native  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
@@ -18,6 +18,20 @@ test: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/
 
 bench: $(VENV)/.installed $(VENV)/.native  ## side-by-side throughput and peak memory (see bench/README.md)
 	$(PY) -m bench.run
+
+# What `func azure functionapp publish <app> --no-build` ships: the app's requirements for Linux
+# x86-64 / CPython 3.13 in .python_packages/lib/site-packages (where the Functions host loads them
+# from), with the kernel as a manylinux wheel built here and repaired/tagged by auditwheel.
+MANYLINUX := $(foreach v,2_34 2_28 2_17 2014 2_5 1,--platform manylinux$(if $(filter 2014 1,$(v)),$(v),_$(v))_x86_64)
+package: $(VENV)/.installed  ## the deployable: dist/ (the kernel's manylinux wheel) + .python_packages/
+	rm -rf dist .python_packages native/build
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist/raw ./native
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist dist/raw/*.whl
+	rm -rf dist/raw native/build
+	$(PY) -m pip install --quiet --disable-pip-version-check --target .python_packages/lib/site-packages \
+	  $(MANYLINUX) --implementation cp --python-version 3.13 --only-binary=:all: \
+	  -r requirements.txt dist/sourcemart_kernel-*.whl
+	@echo "deploy with: func azure functionapp publish <app-name> --no-build"
 
 schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the config models
 	$(PY) -m local_runner schema --write schema/processors.schema.json
@@ -57,4 +71,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache dist .python_packages native/build

@@ -26,6 +26,7 @@
 #include <emmintrin.h>
 #endif
 
+
 namespace {
 
 constexpr int MAX_DEPTH = 64;
@@ -571,7 +572,8 @@ struct Line {
     int child_by_key(int node, const char* k, size_t n) const {
         for (int ch : c.nodes[node].children) {
             const std::string& key = c.nodes[ch].key;
-            if (key.size() == n && memcmp(key.data(), k, n) == 0) return ch;
+            // length and first byte first: most keys of a line are on no path
+            if (key.size() == n && (n == 0 || (key[0] == k[0] && memcmp(key.data(), k, n) == 0))) return ch;
         }
         return -1;
     }

@@ -1,4 +1,8 @@
-"""transform JSONL -> CSV, streamed in chunks of whole lines (about 1 MiB each).
+"""transform JSONL -> CSV, streamed in chunks of whole lines (about 256 KiB each).
+
+Two paths write the same bytes: the native kernel (processors/transform/kernel.py, C++, GIL
+released, on `threads` converter threads) and the pure-Python path below, which also does every
+chunk the kernel refuses. The rest of this docstring is the Python path.
 
 Per chunk: orjson parses each line, and a function *generated for the configured columns*
 walks each path, formats and escapes every value and builds the CSV line, with no Python call
@@ -189,7 +193,7 @@ class Converter:
     """Streams one JSONL source into CSV text; counts rows and rejects.
 
     With the native kernel, chunks are converted by `threads` threads while this thread reads the
-    next ones (a bounded, ordered pipeline: at most 2 x threads chunks in flight, written in order);
+    next ones (a bounded, ordered pipeline: at most threads + 1 chunks in flight, written in order);
     a chunk the kernel refuses is redone here, in order, by the Python path."""
 
     def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
@@ -224,7 +228,7 @@ class Converter:
         with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
             try:
                 for body, line_no in chunks(src):
-                    if len(pending) >= 2 * self.threads:
+                    if len(pending) > self.threads:
                         self._write(out, *pending.popleft())
                     pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
                 while pending:
