@@ -773,11 +773,15 @@ bool write_row(const Config& c, Work& w) {
                 break;
             case INT:
             case FLOAT: {
-                Number num;
-                scan_number(s.begin, s.end, num, true);
                 if (c.quoting == ALL) out.push_back('"');
-                if (num.is_int) write_int(out, num);
-                else write_float(out, num);
+                if (s.kind == INT && !(s.end - s.begin == 2 && s.begin[0] == '-')) {
+                    out.append(s.begin, s.end - s.begin);  // JSON's integer text is Python's, but for -0
+                } else {
+                    Number num;
+                    scan_number(s.begin, s.end, num, true);
+                    if (num.is_int) write_int(out, num);
+                    else write_float(out, num);
+                }
                 if (c.quoting == ALL) out.push_back('"');
                 break;
             }

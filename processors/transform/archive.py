@@ -5,7 +5,8 @@ Members are found by the decompress processors' own rules (zip: every selected m
 against the central directory up front; tar: a truncated archive fails). Inflating is ISA-L's
 (python-isal, 2.5-3x zlib's speed here): gzip through isal.igzip, and deflate zip members by
 _ZipMember below, which reads the member's bytes from the archive itself (zipfile only lists
-them; it is not patched); other zip methods (bzip2, lzma) through zipfile.
+them; it is not patched); other zip methods (bzip2, lzma) through zipfile; tar and tar.gz through
+processors.decompress.tar (tarfile, gzip.GzipFile).
 Output names are those of decompress followed by transform: <archive name without suffix>/<member
 path>, with .jsonl/.ndjson/.json/.txt swapped for .csv (gzip: the file name without .gz)."""
 
