@@ -8,19 +8,33 @@ PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 pyth
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sample test demo bench schema clean
+.PHONY: sample test demo bench schema package clean
 
-sample: $(VENV)/.installed  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
+sample: $(VENV)/.installed $(VENV)/.native  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
-test: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
-	$(PY) -m pytest
+test: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
+	SOURCEMART_REQUIRE_NATIVE=$$(test -e $(VENV)/.native-missing && echo 0 || echo 1) $(PY) -m pytest
 
-demo: $(VENV)/.installed node_modules/.installed .venv-airflow3/.installed  ## the whole chain: Azurite, local APIs, serve, Airflow 3.3 (see demo/run.py); Ctrl-C stops it
+demo: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed  ## the whole chain: Azurite, local APIs, serve, Airflow 3.3 (see demo/run.py); Ctrl-C stops it
 	$(PY) -m demo
 
-bench: $(VENV)/.installed  ## side-by-side throughput and peak memory (see bench/README.md)
+bench: $(VENV)/.installed $(VENV)/.native  ## side-by-side throughput and peak memory (see bench/README.md)
 	$(PY) -m bench.run
+
+# What `func azure functionapp publish <app> --no-build` ships: the app's requirements for Linux
+# x86-64 / CPython 3.13 in .python_packages/lib/site-packages (where the Functions host loads them
+# from), with the kernel as a manylinux wheel built here and repaired/tagged by auditwheel.
+MANYLINUX := $(foreach v,2_34 2_28 2_17 2014 2_5 1,--platform manylinux$(if $(filter 2014 1,$(v)),$(v),_$(v))_x86_64)
+package: $(VENV)/.installed  ## the deployable: dist/ (the kernel's manylinux wheel) + .python_packages/
+	rm -rf dist .python_packages native/build
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist/raw ./native
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist dist/raw/*.whl
+	rm -rf dist/raw native/build
+	$(PY) -m pip install --quiet --disable-pip-version-check --target .python_packages/lib/site-packages \
+	  $(MANYLINUX) --implementation cp --python-version 3.13 --only-binary=:all: \
+	  -r requirements.txt dist/sourcemart_kernel-*.whl
+	@echo "deploy with: func azure functionapp publish <app-name> --no-build"
 
 schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the config models
 	$(PY) -m local_runner schema --write schema/processors.schema.json
@@ -29,6 +43,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The native JSONL -> CSV kernel (native/, C++ against the CPython C API; g++ and Python's headers).
+# Without it the transform runs its pure-Python path, so outside CI a failed build is a warning
+# (and `make test` then does not require the kernel); in CI (CI set) it is an error.
+$(VENV)/.native: $(VENV)/.installed native/pyproject.toml native/setup.py native/src/sourcemart_kernel.cpp
+	@if $(PY) -m pip install --quiet --disable-pip-version-check ./native; then rm -f $(VENV)/.native-missing; \
+	elif [ -n "$$CI" ]; then echo "the native kernel failed to build (required in CI)"; exit 1; \
+	else echo "WARNING: the native kernel failed to build; the transform runs its pure-Python path"; \
+	  touch $(VENV)/.native-missing; fi
 	touch $@
 
 # Real Airflow for tests/test_airflow.py, each in its own venv (Airflow's dependencies stay out of
@@ -52,4 +76,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache .demo
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache .demo dist .python_packages native/build

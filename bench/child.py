@@ -2,9 +2,10 @@
 
     python -m bench.child REPORT cli ARGS...          python -m local_runner ARGS... (the real CLI)
     python -m bench.child REPORT unit CONFIG          processors.run_unit on the config's units
-    python -m bench.child REPORT loop SRC OUT         the plain orjson + csv.writer line loop
-    python -m bench.child REPORT duckdb SRC OUT N     DuckDB read_json -> COPY TO csv, N threads
-    python -m bench.child REPORT gen jsonl|zip PATH MB SEED
+    python -m bench.child REPORT loop SRC OUT SHAPE        the plain orjson + csv.writer line loop
+    python -m bench.child REPORT duckdb SRC OUT N SHAPE    DuckDB read_json -> COPY TO csv, N threads
+    python -m bench.child REPORT polars SRC OUT SHAPE      polars scan_ndjson -> sink_csv
+    python -m bench.child REPORT gen jsonl|jsonl.gz|zip PATH MB SEED SHAPE
 
 Why the child reports its own peak RSS: on Linux a child's ru_maxrss (wait4, RUSAGE_CHILDREN)
 starts from the *parent's* high-water mark, because the kernel carries the pre-exec memory's peak
@@ -58,6 +59,8 @@ def main() -> None:
         competitors.line_loop(*args)
     elif kind == "duckdb":
         competitors.duckdb_copy(*args)
+    elif kind == "polars":
+        competitors.polars_copy(*args)
     elif kind == "gen":
         competitors.generate(*args)
     else:

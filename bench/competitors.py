@@ -2,7 +2,8 @@
 `python -m local_runner`). The line loop and the DuckDB query are the natural, straightforward
 code someone would write without this project: no tricks.
 
-All of them convert one JSONL file to CSV with the columns of bench.datagen.COLUMNS.
+All of them convert one JSONL file to CSV with the columns of the data's shape
+(bench.datagen.SHAPE_COLUMNS: events or social).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 
 import orjson
 
-from bench.datagen import COLUMNS, write_jsonl, write_zip
+from bench.datagen import SHAPE_COLUMNS, write_gzip, write_jsonl, write_zip
 
 
 # --- (b) the plain line loop -------------------------------------------------------------------
@@ -31,11 +32,12 @@ def get(obj, path):
     return obj
 
 
-def line_loop(src: str, out: str) -> None:
-    paths = [c["path"].split(".") for c in COLUMNS]
+def line_loop(src: str, out: str, shape: str = "events") -> None:
+    columns = SHAPE_COLUMNS[shape]
+    paths = [c["path"].split(".") for c in columns]
     with open(src, "rb") as f, open(out, "w", newline="", encoding="utf-8") as o:
         w = csv.writer(o)
-        w.writerow([c["name"] for c in COLUMNS])
+        w.writerow([c["name"] for c in columns])
         for line in f:
             obj = orjson.loads(line)
             w.writerow([get(obj, p) for p in paths])
@@ -44,7 +46,7 @@ def line_loop(src: str, out: str) -> None:
 # --- (c) DuckDB ------------------------------------------------------------------------------
 
 # Columns whose values are lists/objects: written as JSON text, as this project writes them.
-JSON_VALUED = {"order.items", "tags"}
+JSON_VALUED = {"order.items", "tags", "entities.hashtags", "geo.coordinates.coordinates"}
 
 
 def duckdb_expression(path: str) -> str:
@@ -59,21 +61,45 @@ def duckdb_expression(path: str) -> str:
     return f"to_json({expr})" if path in JSON_VALUED else expr
 
 
-def duckdb_sql(src: str, out: str) -> str:
+def duckdb_sql(src: str, out: str, shape: str = "events") -> str:
     def lit(s: str) -> str:
         return "'" + s.replace("'", "''") + "'"
 
-    select = ", ".join(f'{duckdb_expression(c["path"])} AS "{c["name"]}"' for c in COLUMNS)
+    select = ", ".join(f'{duckdb_expression(c["path"])} AS "{c["name"]}"' for c in SHAPE_COLUMNS[shape])
     return (f"COPY (SELECT {select} FROM read_json({lit(src)}, format='newline_delimited')) "
             f"TO {lit(out)} (HEADER, DELIMITER ',')")
 
 
-def duckdb_copy(src: str, out: str, threads: str) -> None:
+def duckdb_copy(src: str, out: str, threads: str, shape: str = "events") -> None:
     import duckdb
 
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads)}")
-    con.execute(duckdb_sql(src, out))
+    con.execute(duckdb_sql(src, out, shape))
+
+
+# --- (d) polars --------------------------------------------------------------------------------
+
+def polars_expression(path: str):
+    """user.address.city -> col("user").struct.field("address").struct.field("city"); digits index
+    lists; JSON-valued columns through struct.json_encode (polars has no list -> JSON text)."""
+    import polars as pl
+
+    first, *rest = path.split(".")
+    expr = pl.col(first)
+    for seg in rest:
+        expr = expr.list.get(int(seg), null_on_oob=True) if seg.isdigit() else expr.struct.field(seg)
+    if path in JSON_VALUED:
+        expr = pl.struct(expr.alias("v")).struct.json_encode()
+    return expr
+
+
+def polars_copy(src: str, out: str, shape: str = "events") -> None:
+    import polars as pl
+
+    columns = SHAPE_COLUMNS[shape]
+    frame = pl.scan_ndjson(src).select([polars_expression(c["path"]).alias(c["name"]) for c in columns])
+    frame.sink_csv(out)
 
 
 # --- (a') this project without the CLI: processors.run_unit in this process ----------------------
@@ -92,13 +118,15 @@ def run_units(config_path: str) -> None:
 
 # --- inputs ----------------------------------------------------------------------------------
 
-def generate(kind: str, path: str, mb: str, seed: str) -> None:
+def generate(kind: str, path: str, mb: str, seed: str, shape: str = "events") -> None:
     """Write a seeded input under a temporary name, then rename (an interrupted run leaves no
     half file in the cache)."""
     size, seed_n, part = int(float(mb) * 1_000_000), int(seed), path + ".part"
     if kind == "jsonl":
         with open(part, "wb") as f:
-            write_jsonl(f, size, seed=seed_n)
+            write_jsonl(f, size, seed=seed_n, shape=shape)
+    elif kind == "jsonl.gz":
+        write_gzip(part, size, seed=seed_n, level=1, shape=shape)
     else:
-        write_zip(part, size, files=3, seed=seed_n, level=1)
+        write_zip(part, size, files=3, seed=seed_n, level=1, shape=shape)
     os.replace(part, path)

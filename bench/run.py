@@ -2,15 +2,14 @@
 interleaved (round robin, the order rotating each round), repeated, and are compared by medians
 and ratios.
 
-    python -m bench.run [--mb 200] [--reps 3] [--seed 7] [--flat-sizes 100,1000] [--skip-flat]
-                        [--skip-duckdb] [--workers N] [--profile auto|always|never]
+    python -m bench.run [--mb 200] [--reps 3] [--seed 7] [--shapes events,social] [--flat-sizes 100,1000]
+                        [--skip-flat] [--skip-duckdb] [--skip-polars]
 
-1. JSONL -> CSV of one seeded file with the nested columns of bench.datagen.COLUMNS by
-   (a) this project: the real CLI (`python -m local_runner run CONFIG -q`, transform:JSONL), and
-       processors.run_unit called directly; (b) a plain orjson + csv.writer line loop;
-   (c) DuckDB read_json -> COPY TO csv with as many threads as this machine has.
-2. zip -> CSV end to end (the sample's shape: decompress:zip then transform:JSONL, local files)
-   next to transform alone, in the same rounds.
+1. JSONL -> CSV per data shape (events: small nested records; social: wide, deep, long text), by
+   this project's CLI (transform:JSONL with the native kernel on all cores and on 1 thread, and the
+   pure-Python path), a plain orjson + csv.writer line loop, DuckDB (1 and 2 threads) and polars.
+2. zip -> CSV and gzip -> CSV end to end (events; the CLI: a transform reading the archive, and
+   for zip also decompress-to-disk then transform), in the same rounds as 1.
 3. Flat memory: zip -> CSV at two sizes (default 100 MB and 1 GB uncompressed): peak RSS of each.
 Every competitor runs in its own child process (bench.child), which reports its own peak RSS.
 Results go to stdout and bench/results/latest.md; see bench/README.md for what each figure means.
@@ -35,16 +34,17 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from bench.datagen import COLUMNS
+from bench.datagen import SHAPE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 
-# Targets the project must meet.
-TARGET_RATIO = 1.5  # this project's transform throughput / the line loop's
-TARGET_RSS_MB = 64.0  # zip -> CSV peak RSS at every flat-memory size
+# Targets the project must meet (issue 10).
+TARGET_VS_DUCKDB = 2.0  # transform throughput / DuckDB's with the same number of threads
+TARGET_ZIP_VS_DUCKDB = 1.5  # zip -> CSV throughput / DuckDB's on the uncompressed file (all cores)
+TARGET_RSS_MB = 40.0  # peak RSS of the transform and of zip -> CSV at every flat-memory size
 TARGET_RSS_SPREAD_MB = 5.0  # ... and within this much of each other
 
 
@@ -154,15 +154,15 @@ def size_tag(mb: float) -> str:
     return f"{mb:g}mb"
 
 
-def ensure_input(children: Children, kind: str, mb: float, seed: int) -> Path:
-    """A seeded input in bench/data/, cached by kind, size and seed; generated in a child process
-    (the generator's record pool must not raise this driver's own memory, see bench/child.py)."""
-    path = DATA / f"events-{size_tag(mb)}-seed{seed}.{kind}"
+def ensure_input(children: Children, kind: str, mb: float, seed: int, shape: str = "events") -> Path:
+    """A seeded input in bench/data/, cached by shape, kind, size and seed; generated in a child
+    process (the generator's record pool must not raise this driver's own memory, see bench/child.py)."""
+    path = DATA / f"{shape}-{size_tag(mb)}-seed{seed}.{kind}"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         log(f"generating {path.relative_to(ROOT)} ...")
         t = time.perf_counter()
-        children.run(["gen", kind, str(path), str(mb), str(seed)])
+        children.run(["gen", kind, str(path), str(mb), str(seed), shape])
         log(f"  done in {time.perf_counter() - t:.0f} s")
     return path
 
@@ -188,21 +188,32 @@ def write_config(work: Path, name: str, config: dict) -> str:
     return str(path)
 
 
-def transform_config(src: Path, out: Path) -> dict:
+def transform_config(src: Path, out: Path, shape: str, **options) -> dict:
     return {"sourcemart": "bench", "table": "transform", "processors": [
         {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
             "src": {"type": "local", "path": str(src)}, "dest": {"type": "local", "path": f"{out}/"},
-            "columns": COLUMNS}}]}
+            "columns": SHAPE_COLUMNS[shape], **options}}]}
 
 
-def zip_config(src: Path, out: Path) -> dict:
-    """samples/acme/events.json on local files: unpack the JSONL members, convert each, quarantine rejects."""
-    return {"sourcemart": "bench", "table": "zip", "processors": [
-        {"processor_name": "decompress", "processor_type": "zip", "processor_config": {
-            "src": {"type": "local", "path": str(src)}, "dest": {"type": "local", "path": f"{out}/extracted/"},
-            "members": "**/*.jsonl"}},
+def archive_config(kind: str, src: Path, out: Path, shape: str) -> dict:
+    """One stream: a transform whose src is the archive (members read straight into the converter)."""
+    members = {"members": "**/*.jsonl"} if kind == "zip" else {}
+    return {"sourcemart": "bench", "table": kind, "processors": [
         {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
-            "dest": {"type": "local", "path": f"{out}/csv/"}, "columns": COLUMNS,
+            "src": {"type": "local", "path": str(src)}, "archive": kind, **members,
+            "dest": {"type": "local", "path": f"{out}/csv/"}, "columns": SHAPE_COLUMNS[shape],
+            "on_error": "quarantine", "rejects": {"type": "local", "path": f"{out}/rejects/"}}}]}
+
+
+def two_step_config(kind: str, src: Path, out: Path, shape: str) -> dict:
+    """samples/acme/events.json on local files: unpack the JSONL members, convert each, quarantine rejects."""
+    members = {"members": "**/*.jsonl"} if kind == "zip" else {}
+    return {"sourcemart": "bench", "table": kind, "processors": [
+        {"processor_name": "decompress", "processor_type": kind, "processor_config": {
+            "src": {"type": "local", "path": str(src)}, "dest": {"type": "local", "path": f"{out}/extracted/"},
+            **members}},
+        {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "dest": {"type": "local", "path": f"{out}/csv/"}, "columns": SHAPE_COLUMNS[shape],
             "on_error": "quarantine", "rejects": {"type": "local", "path": f"{out}/rejects/"}}}]}
 
 
@@ -217,37 +228,26 @@ def count_lines(path: Path) -> int:
 
 
 def csv_rows(path: Path) -> int:
+    csv.field_size_limit(1 << 30)
     with open(path, newline="", encoding="utf-8") as f:
         return sum(1 for _ in csv.reader(f)) - 1  # less the header
 
 
-def compare_csv(ours: Path, theirs: Path) -> tuple[int, int, dict[str, int]]:
-    """(our data rows, their data rows, per column: rows whose text differs)."""
-    csv.field_size_limit(1 << 30)
-    diff = {c["name"]: 0 for c in COLUMNS}
-    names = list(diff)
-    n_ours = n_theirs = 0
-    with open(ours, newline="", encoding="utf-8") as a, open(theirs, newline="", encoding="utf-8") as b:
-        ra, rb = csv.reader(a), csv.reader(b)
-        next(ra), next(rb)
-        for row_a in ra:
-            n_ours += 1
-            row_b = next(rb, None)
-            if row_b is None:
-                continue
-            n_theirs += 1
-            for name, x, y in zip(names, row_a, row_b):
-                if x != y:
-                    diff[name] += 1
-        n_theirs += sum(1 for _ in rb)
-    return n_ours, n_theirs, diff
+def sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 # --- report ----------------------------------------------------------------------------------
 
 def package_versions() -> str:
     out = []
-    for name in ("orjson", "pydantic", "pydantic-core", "duckdb", "azure-storage-blob"):
+    for name in ("orjson", "pydantic", "pydantic-core", "duckdb", "polars", "sourcemart-kernel"):
         try:
             out.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -280,7 +280,7 @@ def machine_facts() -> list[str]:
 
 
 def table(rows: list[Competitor], baseline: Competitor | None, input_label: str = "MB/s (input)",
-          ratio_label: str = "vs line loop") -> str:
+          ratio_label: str = "vs DuckDB") -> str:
     head = ["competitor", "median s", input_label, "peak RSS MB", "CPU s", "in-unit s", "runs (s)"]
     if baseline:
         head.append(ratio_label)
@@ -311,142 +311,159 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=200, help="JSONL input size in MB (10^6 bytes); default 200")
     parser.add_argument("--reps", type=int, default=3, help="rounds of every comparison; default 3")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shapes", default="events,social", help="data shapes (bench.datagen); default events,social")
     parser.add_argument("--flat-sizes", default="100,1000", help="zip -> CSV sizes, MB uncompressed; default 100,1000")
     parser.add_argument("--skip-flat", action="store_true", help="leave out the flat-memory comparison")
     parser.add_argument("--skip-duckdb", action="store_true")
-    parser.add_argument("--workers", type=int, help="--workers for the CLI (default: the CLI's own, min(4, nproc))")
-    parser.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
-                        help="profile this project's transform (bench.profile): auto = when a speed target is missed")
+    parser.add_argument("--skip-polars", action="store_true")
     parser.add_argument("--results", default=str(RESULTS / "latest.md"), help="markdown report path")
     args = parser.parse_args()
     threads = nproc()
-    workers = ["--workers", str(args.workers)] if args.workers else []
-    cli_workers = args.workers or min(4, os.cpu_count() or 1)
+    shapes = [s for s in args.shapes.split(",") if s]
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        args.skip_polars = True
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     children = Children(work)
     report = ["# Benchmark results", "", *machine_facts(),
               f"- reps: {args.reps} rounds, interleaved (median time, max peak RSS over rounds); "
-              f"MB = 10^6 bytes; CLI workers: {cli_workers}; DuckDB threads: {threads}", ""]
+              f"MB = 10^6 bytes; cores: {threads}", ""]
     targets: list[str] = []
-    rows_agree = True
+    sections: list[list[str]] = []
+    agree = True
     started = time.perf_counter()
+    cli = ["cli", "run"]
     try:
-        src = ensure_input(children, "jsonl", args.mb, args.seed)
-        zsrc = ensure_input(children, "zip", args.mb, args.seed)
-        flat_sizes = [] if args.skip_flat else [float(s) for s in args.flat_sizes.split(",") if s.strip()]
-        flat_zips = [ensure_input(children, "zip", size, args.seed) for size in flat_sizes]
-        for p in (src, zsrc, *flat_zips):
-            warm(p)
-        mb = src.stat().st_size / 1e6
-        zmb = uncompressed_mb(zsrc)
-        cli = ["cli", "run"]
+        for shape in shapes:
+            src = ensure_input(children, "jsonl", args.mb, args.seed, shape)
+            archives = {}
+            if shape == "events":
+                archives = {"zip": ensure_input(children, "zip", args.mb, args.seed, shape),
+                            "gzip": ensure_input(children, "jsonl.gz", args.mb, args.seed, shape)}
+            for p in (src, *archives.values()):
+                warm(p)
+            mb = src.stat().st_size / 1e6
 
-        # 1 + 2: transform competitors and zip -> CSV, all in the same rounds.
-        c_cli = Competitor("cli", "this project: CLI transform:JSONL", [], work / "out-cli", mb)
-        c_cli.argv = [*cli, write_config(work, "transform", transform_config(src, c_cli.out)), "-q", *workers]
-        c_unit = Competitor("unit", "this project: processors.run_unit in-process", [], work / "out-unit", mb)
-        c_unit.argv = ["unit", write_config(work, "transform-unit", transform_config(src, c_unit.out))]
-        c_loop = Competitor("loop", "line loop: orjson + csv.writer", [], work / "out-loop", mb)
-        c_loop.argv = ["loop", str(src), str(c_loop.out / "loop.csv")]
-        c_zip = Competitor("zip", "zip -> CSV: CLI decompress:zip + transform:JSONL", [], work / "out-zip", zmb)
-        c_zip.argv = [*cli, write_config(work, "zip", zip_config(zsrc, c_zip.out)), "-q", *workers]
-        competitors = [c_cli, c_unit, c_loop]
-        c_duck = None
-        if not args.skip_duckdb:
-            c_duck = Competitor("duckdb", f"DuckDB {metadata.version('duckdb')} read_json -> COPY ({threads} threads)",
-                                [], work / "out-duckdb", mb)
-            c_duck.argv = ["duckdb", str(src), str(c_duck.out / "duck.csv"), str(threads)]
-            competitors.append(c_duck)
-        competitors.append(c_zip)
-        log(f"JSONL -> CSV on {src.relative_to(ROOT)} ({mb:.0f} MB) and zip -> CSV on {zsrc.relative_to(ROOT)}:")
-        run_rounds(children, competitors, args.reps, "transform")
+            def ours(key: str, label: str, **options) -> Competitor:
+                c = Competitor(key, label, [], work / f"out-{shape}-{key}", mb)
+                c.argv = [*cli, write_config(work, f"{shape}-{key}", transform_config(src, c.out, shape, **options)), "-q"]
+                return c
 
-        # Same rows? (outputs of each competitor's last round are still there)
-        lines = count_lines(src)
-        ours_csv = c_cli.out / src.with_suffix(".csv").name
-        n_ours, n_loop, diff = compare_csv(ours_csv, c_loop.out / "loop.csv")
-        manifest_rows = json.loads(c_cli.runs[-1]["stdout"])["totals"]["rows"]
-        unit_rows = json.loads(c_unit.runs[-1]["stdout"])["totals"]["rows"]
-        checks = [f"- input lines: {lines}; data rows written: this project (CLI) {n_ours} "
-                  f"(manifest: {manifest_rows}), run_unit {unit_rows}, line loop {n_loop}"
-                  + (f", DuckDB {csv_rows(c_duck.out / 'duck.csv')}" if c_duck else "")
-                  + f" -> this project and the line loop {'AGREE' if n_ours == n_loop else 'DIFFER'}",
-                  "- cells whose text differs between this project and the line loop, per column: "
-                  + ", ".join(f"{k} {v}" for k, v in diff.items())
-                  + " (expected only where Python's str() differs from this project's text: items, tags "
-                  "(Python repr vs JSON), active (True/False vs true/false) and some score values "
-                  "(1e-05 vs 0.00001); everything else should be 0)"]
-        rows_agree = n_ours == n_loop == manifest_rows
-        if not rows_agree:
-            log(f"ROW COUNTS DIFFER: this project {n_ours} (manifest {manifest_rows}), line loop {n_loop}")
+            c_native = ours("native", f"this project: native kernel, {threads} threads")
+            c_native1 = ours("native1", "this project: native kernel, 1 thread", threads=1)
+            c_python = ours("python", "this project: pure-Python path", engine="python")
+            c_loop = Competitor("loop", "line loop: orjson + csv.writer", [], work / f"out-{shape}-loop", mb)
+            c_loop.argv = ["loop", str(src), str(c_loop.out / "loop.csv"), shape]
+            competitors = [c_native, c_native1, c_python, c_loop]
+            ducks = {}
+            if not args.skip_duckdb:
+                for n in sorted({1, 2, threads}):
+                    d = Competitor(f"duckdb{n}", f"DuckDB {metadata.version('duckdb')} read_json -> COPY, {n} thread{'s' * (n > 1)}",
+                                   [], work / f"out-{shape}-duckdb{n}", mb)
+                    d.argv = ["duckdb", str(src), str(d.out / "duck.csv"), str(n), shape]
+                    ducks[n] = d
+                    competitors.append(d)
+            if not args.skip_polars:
+                c_pl = Competitor("polars", f"polars {metadata.version('polars')} scan_ndjson -> sink_csv", [],
+                                  work / f"out-{shape}-polars", mb)
+                c_pl.argv = ["polars", str(src), str(c_pl.out / "polars.csv"), shape]
+                competitors.append(c_pl)
+            arch = []
+            for kind, path in archives.items():
+                umb = uncompressed_mb(path) if kind == "zip" else mb
+                c = Competitor(kind, f"{kind} -> CSV, one stream (CLI: transform:JSONL, archive {kind})", [],
+                               work / f"out-{shape}-{kind}", umb)
+                c.argv = [*cli, write_config(work, f"{shape}-{kind}", archive_config(kind, path, c.out, shape)), "-q"]
+                arch.append(c)
+            if "zip" in archives:
+                c = Competitor("zip2", "zip -> CSV, two steps (CLI: decompress:zip to disk, then transform:JSONL)", [],
+                               work / f"out-{shape}-zip2", uncompressed_mb(archives["zip"]))
+                c.argv = [*cli, write_config(work, f"{shape}-zip2", two_step_config("zip", archives["zip"], c.out, shape)), "-q"]
+                arch.append(c)
+            log(f"{shape}: JSONL -> CSV on {src.relative_to(ROOT)} ({mb:.0f} MB)" + (" and zip/gzip -> CSV" if arch else "") + ":")
+            run_rounds(children, competitors + arch, args.reps, shape)
 
-        ratio = c_cli.mb_s / c_loop.mb_s
-        rounds = per_round_ratios(c_cli, c_loop)
-        section1 = [f"## 1. JSONL -> CSV: {mb:.0f} MB, {lines} lines, {len(COLUMNS)} columns (nested paths)", "",
-                    table([c for c in competitors if c is not c_zip], c_loop), "", *checks,
-                    f"- this project (CLI) vs line loop per round: {', '.join(f'{x:.2f}x' for x in rounds)}"
-                    f" (median {statistics.median(rounds):.2f}x)"]
-        if c_duck:
-            section1.append("- DuckDB: read_json(format='newline_delimited') with its default schema sampling; "
-                            "it types `ts` as TIMESTAMPTZ, so its ts text differs (2024-01-01 00:00:00+00)")
-        targets.append(f"- this project's transform (CLI) throughput >= {TARGET_RATIO}x the line loop: "
-                       f"{ratio:.2f}x (per-round median {statistics.median(rounds):.2f}x) -> "
-                       f"{verdict(ratio >= TARGET_RATIO)}")
+            # Same output? (each competitor's last round's output is still there)
+            lines = count_lines(src)
+            name = src.with_suffix(".csv").name
+            same = sha256(c_native.out / name) == sha256(c_native1.out / name) == sha256(c_python.out / name)
+            rows = {c.label: json.loads(c.runs[-1]["stdout"])["totals"]["rows"] for c in (c_native, c_native1, c_python)}
+            loop_rows = csv_rows(c_loop.out / "loop.csv")
+            agree = agree and same and len(set(rows.values())) == 1 and loop_rows == lines
+            checks = [f"- input lines: {lines}; rows (manifest): " + ", ".join(f"{k} {v}" for k, v in rows.items())
+                      + f"; line loop {loop_rows}"
+                      + "".join(f"; DuckDB {n} {csv_rows(d.out / 'duck.csv')}" for n, d in list(ducks.items())[:1]),
+                      f"- native (all threads), native (1 thread) and pure-Python outputs byte-identical (sha256): "
+                      f"{'YES' if same else 'NO'}"]
+            base = ducks.get(1)
+            lines_out = [f"## 1. JSONL -> CSV, shape `{shape}`: {mb:.0f} MB, {lines} lines, "
+                         f"{len(SHAPE_COLUMNS[shape])} columns", "",
+                         table(competitors, base, ratio_label="vs DuckDB 1 thread"), "", *checks]
+            if ducks:
+                pairs = [(c_native1, ducks[1]), (c_native, ducks[max(ducks)])]
+                for ours_c, duck in pairs:
+                    ratio = ours_c.mb_s / duck.mb_s
+                    rounds = per_round_ratios(ours_c, duck)
+                    lines_out.append(f"- {ours_c.label} vs {duck.label}: {ratio:.2f}x (per round: "
+                                     + ", ".join(f"{x:.2f}x" for x in rounds) + ")")
+                    targets.append(f"- {shape}: {ours_c.label} >= {TARGET_VS_DUCKDB}x {duck.label}: {ratio:.2f}x -> "
+                                   f"{verdict(ratio >= TARGET_VS_DUCKDB)}")
+            targets.append(f"- {shape}: native transform peak RSS <= {TARGET_RSS_MB:.0f} MB: "
+                           f"{c_native.rss:.1f} MB (1 thread {c_native1.rss:.1f} MB) -> "
+                           f"{verdict(max(c_native.rss, c_native1.rss) <= TARGET_RSS_MB)}")
+            sections.append(lines_out)
+            if arch:
+                duck = ducks.get(max(ducks)) if ducks else None
+                sec2 = [f"## 2. zip -> CSV and gzip -> CSV end to end, shape `{shape}` (same rounds as 1.; "
+                        f"zip: 3 members, deflate level 1, {archives['zip'].stat().st_size / 1e6:.0f} MB; "
+                        f"gzip level 1, {archives['gzip'].stat().st_size / 1e6:.0f} MB)", "",
+                        table(arch + ([duck] if duck else []) + [c_native], duck, "MB/s (uncompressed)",
+                              f"vs {duck.label if duck else ''} on the uncompressed file")]
+                if duck:
+                    for c in arch[:2]:
+                        ratio = c.mb_s / duck.mb_s
+                        targets.append(f"- {c.key} -> CSV >= {TARGET_ZIP_VS_DUCKDB}x {duck.label} on the uncompressed "
+                                       f"file: {ratio:.2f}x -> {verdict(ratio >= TARGET_ZIP_VS_DUCKDB)}")
+                sections.append(sec2)
+            for sec in sections[-2:] if arch else sections[-1:]:
+                print("\n".join(sec) + "\n", flush=True)
 
-        section2 = [f"## 2. zip -> CSV end to end vs transform alone ({zmb:.0f} MB uncompressed in 3 members, "
-                    f"zip {zsrc.stat().st_size / 1e6:.0f} MB, deflate level 1; same rounds as 1.)", "",
-                    table([c_zip, c_cli], c_cli, "MB/s (uncompressed)", "vs transform alone"), "",
-                    f"- zip -> CSV rows: {json.loads(c_zip.runs[-1]['stdout'])['totals']['rows']} "
-                    f"(the manifest's total over both steps; the decompress step counts no rows)"]
-        for s in (section1, section2):
-            print("\n".join(s) + "\n", flush=True)
-
-        section3: list[str] = []
-        if flat_sizes:
+        if not args.skip_flat:
             flat = []
-            for size, z in zip(flat_sizes, flat_zips):
+            for size in [float(s) for s in args.flat_sizes.split(",") if s.strip()]:
+                z = ensure_input(children, "zip", size, args.seed)
+                warm(z)
                 c = Competitor(f"flat-{size:g}", f"zip -> CSV, {uncompressed_mb(z):.0f} MB uncompressed", [],
                                work / f"out-flat-{size:g}", uncompressed_mb(z))
-                c.argv = [*cli, write_config(work, f"flat-{size:g}", zip_config(z, c.out)), "-q", *workers]
+                c.argv = [*cli, write_config(work, f"flat-{size:g}", archive_config("zip", z, c.out, "events")), "-q"]
                 flat.append(c)
             log("flat memory:")
             run_rounds(children, flat, args.reps, "flat")
             spread = max(c.rss for c in flat) - min(c.rss for c in flat)
-            section3 = ["## 3. Flat memory: zip -> CSV on local files (CLI, as 2.)", "",
-                        table(flat, None, "MB/s (uncompressed)"), "",
-                        "- peak RSS per size: " + ", ".join(f"{c.input_mb:.0f} MB -> {c.rss:.1f} MB "
-                                                            f"(rounds: {' / '.join(f'{r['peak_rss_mb']:.1f}' for r in c.runs)})"
-                                                            for c in flat),
-                        f"- difference between sizes: {spread:.1f} MB"]
-            print("\n".join(section3) + "\n", flush=True)
+            sec3 = ["## 3. Flat memory: zip -> CSV on local files (CLI, as 2.)", "",
+                    table(flat, None, "MB/s (uncompressed)"), "",
+                    "- peak RSS per size: " + ", ".join(f"{c.input_mb:.0f} MB -> {c.rss:.1f} MB "
+                                                        f"(rounds: {' / '.join(f'{r['peak_rss_mb']:.1f}' for r in c.runs)})"
+                                                        for c in flat),
+                    f"- difference between sizes: {spread:.1f} MB"]
+            sections.append(sec3)
+            print("\n".join(sec3) + "\n", flush=True)
             targets.append(f"- zip -> CSV peak RSS <= {TARGET_RSS_MB:.0f} MB at every size: "
                            + ", ".join(f"{c.rss:.1f} MB" for c in flat)
                            + f" -> {verdict(all(c.rss <= TARGET_RSS_MB for c in flat))}")
             targets.append(f"- ... and within {TARGET_RSS_SPREAD_MB:.0f} MB of each other: {spread:.1f} MB -> "
                            f"{verdict(spread <= TARGET_RSS_SPREAD_MB)}")
 
-        profile_section: list[str] = []
-        if args.profile == "always" or (args.profile == "auto" and ratio < TARGET_RATIO):
-            log("profiling this project's transform (bench.profile) ...")
-            proc = subprocess.run([PY, "-m", "bench.profile", str(src)], cwd=ROOT, capture_output=True, text=True,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
-            if proc.returncode:
-                profile_section = ["## 4. Profile", "", "bench.profile failed:", "```", proc.stderr[-3000:], "```"]
-            else:
-                profile_section = [proc.stdout.rstrip()]
-            print("\n".join(profile_section) + "\n", flush=True)
-
         driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         notes = [f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
                  f"whole benchmark {time.perf_counter() - started:.0f} s",
                  f"- peak RSS is each child's own VmHWM; this driver's own peak was {driver_rss:.1f} MB "
                  f"(wait4's ru_maxrss of a child can never read below that; see bench/child.py)"]
-        report += ["## Targets", "", *targets, "", *section1, "", *section2, ""]
-        if section3:
-            report += [*section3, ""]
-        if profile_section:
-            report += [*profile_section, ""]
+        report += ["## Targets", "", *targets, ""]
+        for sec in sections:
+            report += [*sec, ""]
         report += ["## Notes", "", *notes]
         print("## Targets\n\n" + "\n".join(targets) + "\n\n" + "\n".join(notes), flush=True)
     finally:
@@ -457,8 +474,8 @@ def main() -> None:
     tmp.write_text("\n".join(report) + "\n")
     os.replace(tmp, out)
     log(f"written to {out}")
-    if not rows_agree:
-        raise SystemExit("this project and the line loop wrote different numbers of rows")
+    if not agree:
+        raise SystemExit("row counts or bytes differ between this project's paths (see the checks)")
 
 
 if __name__ == "__main__":

@@ -212,6 +212,18 @@ class JsonlTransformConfig(_StepConfig):
     max_reject_ratio: float = Field(
         default=DEFAULT_REJECT_RATIO, ge=0, le=1, allow_inf_nan=False,
         description="Most rejected lines per file, as a share of its non-blank lines (0.01 = 1%).")
+    engine: Literal["auto", "native", "python"] = Field(
+        default="auto", description="auto: the native kernel when installed, else Python; native: fail without "
+                                    "it; python: the pure-Python path. All write the same bytes.")
+    threads: int | None = Field(
+        default=None, ge=1, le=64, description="Converter threads for one file (native kernel); default: the cores "
+                                               "available to this process.")
+    archive: Literal["zip", "gzip", "tar", "tar.gz"] | None = Field(
+        default=None, description="src is an archive: each member (selected by `members`) is read straight into "
+                                  "the converter, one CSV per member; nothing is extracted.")
+    members: str = Field(default="*", description="With archive: glob of members to convert ('**' crosses folders).")
+    limits: ArchiveLimits = Field(default_factory=ArchiveLimits,
+                                  description="With archive: what the archive may unpack to (as for decompress).")
 
     @field_validator("encoding")
     @classmethod
@@ -258,6 +270,8 @@ class JsonlTransformConfig(_StepConfig):
                 "max_reject_ratio" if self.max_reject_ratio != DEFAULT_REJECT_RATIO else None
             if budget:
                 raise ValueError(f"@{budget}: only used with on_error skip or quarantine (fail rejects nothing)")
+        if self.archive is None and self.members != "*":
+            raise ValueError("@members: only used with archive (a transform whose src is an archive)")
         return self
 
 

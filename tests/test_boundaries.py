@@ -38,7 +38,7 @@ def test_only_the_shim_imports_the_functions_packages():
     importers = set()
     for path in ROOT.rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith((".venv/", "node_modules/", "tests/")):
+        if rel.startswith((".venv", "node_modules/", "tests/", ".python_packages/", "dist/", "native/build/")):
             continue
         if any(m.startswith(("azure.functions", "azure.durable_functions")) for m in imported_modules(path)):
             importers.add(rel)

@@ -9,6 +9,19 @@ import pytest
 
 from processors import UnitError, run_unit
 from processors.transform import jsonl
+from processors.transform import kernel as native
+
+ENGINE = ["python"]
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def engine(request):
+    """Every test here runs on both paths: the pure-Python one and the native kernel."""
+    if request.param == "native" and not native.available():
+        pytest.skip("the native kernel is not built (make test requires it when the build succeeded)")
+    ENGINE[0] = request.param
+    yield request.param
+    ENGINE[0] = "python"
 
 
 def transform(tmp_path, lines, *, name="in.jsonl", raw=None, **config):
@@ -16,7 +29,7 @@ def transform(tmp_path, lines, *, name="in.jsonl", raw=None, **config):
     src.parent.mkdir(exist_ok=True)
     src.write_bytes(raw if raw is not None else b"".join(
         (l if isinstance(l, bytes) else json.dumps(l, ensure_ascii=False).encode()) + b"\n" for l in lines))
-    cfg = {"dest": {"type": "local", "path": f"{tmp_path}/dest/"},
+    cfg = {"dest": {"type": "local", "path": f"{tmp_path}/dest/"}, "engine": ENGINE[0],
            "columns": config.pop("columns", [{"name": "a", "path": "a"}]), **config}
     unit = {"processor": {"processor_name": "transform", "processor_type": "JSONL", "processor_config": cfg},
             "src": {"location": {"type": "local", "path": str(src)}, "name": name, "size": None}}
@@ -41,7 +54,7 @@ def test_values_paths_and_types(tmp_path):
         {"id": "c", "user": {"id": None, "address": "not an object"}, "items": {"0": {"sku": "K"}}, "f": 0.1},
     ]
     result = transform(tmp_path, rows, columns=COLUMNS)
-    assert result["rows"] == 3 and result["rejects"] == 0
+    assert result["rows"] == 3 and result["rejects"] == 0 and result["engine"] == ENGINE[0]
     assert read_csv(result) == [
         [c["name"] for c in COLUMNS],
         ["a", "7", "Zürich", "S1", '[{"sku":"S1"},{"sku":"S2"}]', "true", "123456789012345678901234567890", "1.1",

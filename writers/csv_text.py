@@ -8,6 +8,7 @@ for JSON-heavy rows (csv.writer copies every character one by one) and writes th
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 
@@ -53,3 +54,29 @@ def open_text(sink, *, encoding: str = "utf-8", errors: str = "strict") -> io.Te
     text = io.TextIOWrapper(sink, encoding=encoding, errors=errors, newline="", write_through=False)
     text._CHUNK_SIZE = 64 << 10  # fewer, larger writes into the sink  # type: ignore[attr-defined]
     return text
+
+
+class EncodedOutput:
+    """CSV text into a binary sink in the output encoding: `write(str)` for text, `write_utf8(bytes)`
+    for text that is already UTF-8 (the native kernel's), which goes through as it is when the output
+    encoding is UTF-8. The same bytes as a TextIOWrapper (BOM first for utf-8-sig, even for '')."""
+
+    def __init__(self, sink, encoding: str = "utf-8", errors: str = "strict"):
+        self._sink = sink
+        self._encode = codecs.getincrementalencoder(encoding)(errors).encode
+        self._utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+    def write(self, text: str) -> None:
+        data = self._encode(text)
+        if data:
+            self._sink.write(data)
+
+    def write_utf8(self, data: bytes) -> None:
+        if not self._utf8:
+            self.write(data.decode("utf-8"))
+            return
+        prefix = self._encode("")  # utf-8-sig: the BOM before the first bytes; b"" afterwards
+        if prefix:
+            self._sink.write(prefix)
+        if data:
+            self._sink.write(data)

@@ -1,4 +1,8 @@
-"""transform JSONL -> CSV, streamed in chunks of whole lines (about 1 MiB each).
+"""transform JSONL -> CSV, streamed in chunks of whole lines (about 256 KiB each).
+
+Two paths write the same bytes: the native kernel (processors/transform/kernel.py, C++, GIL
+released, on `threads` converter threads) and the pure-Python path below, which also does every
+chunk the kernel refuses. The rest of this docstring is the Python path.
 
 Per chunk: orjson parses each line, and a function *generated for the configured columns*
 walks each path, formats and escapes every value and builds the CSV line, with no Python call
@@ -25,11 +29,13 @@ from contextlib import ExitStack, contextmanager
 import orjson
 
 from mounters import open_source
-from pipeline.errors import DataError
+from pipeline.errors import DataError, LimitExceeded
 from processors.stream import replace_suffix, source_stats
 from processors.transform.budget import check_reject_budget
 from writers import OutputSet
-from writers.csv_text import CsvFormat, open_text
+from writers.csv_text import CsvFormat, EncodedOutput
+
+from .kernel import cores, kernel_for
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit; larger chunks measured no faster.
@@ -77,11 +83,18 @@ def rejects_name(src_name: str) -> str:
 
 
 def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
-    """(folder, name) of what a unit may write, for the collision check at planning time."""
-    planned = [(cfg["dest"], output_name(src_name))]
-    if cfg.get("on_error") == "quarantine":
-        planned.append((cfg["rejects"], rejects_name(src_name)))
-    return planned
+    """(folder, name) of what a unit may write, for the collision check at planning time; a name
+    ending in '/' is a folder of outputs whose names are known only when it runs (an archive's members)."""
+    names = [(output_name, "dest")] + ([(rejects_name, "rejects")] if cfg.get("on_error") == "quarantine" else [])
+    archive = cfg.get("archive")
+    if archive is None:
+        return [(cfg[key], name(src_name)) for name, key in names]
+    from processors.transform.archive import stem
+
+    base = stem(archive, src_name)
+    if archive == "gzip":
+        return [(cfg[key], name(base)) for name, key in names]
+    return [(cfg[key], base + "/") for _, key in names]
 
 
 def _reject_constant(name):
@@ -162,7 +175,7 @@ def build_line_function(columns, fmt: CsvFormat, null_text: str):
             f"        else: {v} = CONST[{v}]",
         ]
     if len(names) == 1:
-        code.append("        if not c0: c0 = '\"\"'")  # a lone empty field would read back as a blank line
+        code.append("        if c0 == '': c0 = '\"\"'")  # a lone empty field would read back as a blank line (an int 0 is not empty)
     delimiter = fmt.delimiter.replace("{", "{{").replace("}", "}}")
     template = delimiter.join("{%s}" % n for n in names) + fmt.newline
     code.append(f"        append(f{template!r})")
@@ -197,47 +210,67 @@ def gc_paused():
 
 
 class Converter:
-    """Streams one JSONL source into CSV text; counts rows and rejects."""
+    """Streams one JSONL source into CSV text; counts rows and rejects.
 
-    def __init__(self, cfg, fmt: CsvFormat, reject):
+    With the native kernel, chunks are converted by `threads` threads while this thread reads the
+    next ones (a bounded, ordered pipeline: at most threads + 1 chunks in flight, written in order);
+    a chunk the kernel refuses is redone here, in order, by the Python path."""
+
+    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
         self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
+        self.kernel = kernel
+        self.threads = threads
         self.on_error = cfg.on_error
         self.reject = reject  # reject(raw line) under on_error=quarantine
         self.rows = 0
         self.rejects = 0
         self.first_reject: dict | None = None
+        self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
+        self.python_chunks = 0
 
     def convert(self, src, out) -> None:
-        read, write = src.read, out.write
-        line_no = 0  # lines before the current chunk
-        pending: list[bytes] = []  # the start of a line that continues in the next chunk
-        pending_size = 0
-        first = True
+        """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
         with gc_paused():
-            while True:
-                chunk = read(CHUNK)
-                if not chunk:
-                    break
-                if first:
-                    first = False
-                    if chunk.startswith(_BOM):
-                        chunk = chunk[3:]
-                cut = chunk.rfind(b"\n")
-                if cut < 0:
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size > MAX_LINE:
-                        raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
-                    continue
-                body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
-                rest = chunk[cut + 1:]
-                pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
-                lines = body.split(b"\n")
-                write(self._chunk(lines, line_no, has_long_number(body)))
-                line_no += len(lines)
-            if pending:
-                tail = b"".join(pending)
-                write(self._chunk([tail], line_no, has_long_number(tail)))
+            if self.kernel is None:
+                for body, line_no in chunks(src):
+                    out.write(self._python(body, line_no))
+            elif self.threads <= 1:
+                for body, line_no in chunks(src):
+                    self._write(out, body, line_no, self.kernel.convert(body))
+            else:
+                self._parallel(src, out)
+
+    def _parallel(self, src, out) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending: deque = deque()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
+            try:
+                for body, line_no in chunks(src):
+                    if len(pending) > self.threads:
+                        self._write(out, *pending.popleft())
+                    pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                while pending:
+                    self._write(out, *pending.popleft())
+            finally:
+                for *_, future in pending:
+                    future.cancel()
+
+    def _write(self, out, body: bytes, line_no: int, result) -> None:
+        if not isinstance(result, tuple) and result is not None:
+            result = result.result()  # a future
+        if result is None:
+            out.write(self._python(body, line_no))
+        else:
+            data, rows = result
+            self.native_chunks += 1
+            self.rows += rows
+            out.write_utf8(data)
+
+    def _python(self, body: bytes, line_no: int) -> str:
+        self.python_chunks += 1
+        return self._chunk(body.split(b"\n"), line_no, has_long_number(body))
 
     def _chunk(self, lines: list[bytes], line_no: int, long_numbers: bool) -> str:
         if not long_numbers:
@@ -275,10 +308,71 @@ class Converter:
             self.reject(line)
 
 
+def chunks(src):
+    """(body, line_no): the source's whole lines about CHUNK bytes at a time, without their last
+    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped."""
+    read = src.read
+    line_no = 0
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk
+    pending_size = 0
+    first = True
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        if first:
+            first = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[3:]
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > MAX_LINE:
+                raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
+            continue
+        body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
+        rest = chunk[cut + 1:]
+        pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
+        yield body, line_no
+        line_no += body.count(b"\n") + 1
+    if pending:
+        yield b"".join(pending), line_no
+
+
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
-    with open_source(src["location"]) as f, OutputSet() as outs, ExitStack() as rejects_stack:
+    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
+    unit = _Unit(cfg, fmt, kernel, cfg.threads or cores())
+    with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
+            ExitStack() as rejects_stack:
+        if cfg.archive is None:
+            unit.convert(f, outs, rejects_stack, src["name"])
+        else:
+            from processors.transform.archive import members
+
+            for name, stream, out_name in members(cfg.archive, cfg.members, f, src["name"], cfg.limits,
+                                                  lambda: open_source(src["location"])):
+                unit.convert(stream, outs, rejects_stack, out_name, member=name)
+        stats = source_stats(f, src)
+    result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
+              "engine": "native" if kernel is not None else "python"}
+    if unit.first_reject:
+        result["first_reject"] = unit.first_reject
+    return result
+
+
+class _Unit:
+    """One unit's conversions (one source file, or each member of an archive) and their totals."""
+
+    def __init__(self, cfg, fmt: CsvFormat, kernel, threads: int):
+        self.cfg, self.fmt, self.kernel, self.threads = cfg, fmt, kernel, threads
+        self.rows = self.rejects = 0
+        self.first_reject: dict | None = None
+
+    def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
+        cfg, fmt = self.cfg, self.fmt
         reject = None
         if cfg.on_error == "quarantine":
             rejects_sink = None
@@ -286,26 +380,31 @@ def run(processor, src: dict) -> dict:
             def reject(line: bytes) -> None:
                 nonlocal rejects_sink
                 if rejects_sink is None:  # created on the first reject: no rejects, no file
-                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(),
-                                                                           rejects_name(src["name"])))
+                    rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), rejects_name(name)))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, fmt, reject)
-        with outs.create(cfg.dest.model_dump(), output_name(src["name"])) as sink:
-            text = open_text(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
+        converter = Converter(cfg, fmt, reject, self.kernel, self.threads)
+        with outs.create(cfg.dest.model_dump(), output_name(name)) as sink:
+            out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
                 if cfg.header:
-                    text.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
-                converter.convert(f, text)
-                text.flush()
+                    out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
+                converter.convert(f, out)
             except UnicodeEncodeError as exc:
-                raise DataError(f"output encoding {cfg.encoding} cannot represent "
+                where = f"member {member!r}: " if member is not None else ""
+                raise DataError(f"{where}output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
-            finally:
-                text.detach()  # the OutputSet commits the sink; the text layer must not close it
-        check_reject_budget(cfg, converter.rows, converter.rejects, converter.first_reject)  # before the commit
-        stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "rows": converter.rows, "rejects": converter.rejects}
-    if converter.first_reject:
-        result["first_reject"] = converter.first_reject
-    return result
+            except BadLine as exc:
+                if member is None:
+                    raise
+                raise BadLine(f"member {member!r} line {exc.line}: {exc}") from None
+        try:  # each file (or member) within its reject budget, before anything is committed
+            check_reject_budget(cfg, converter.rows, converter.rejects, converter.first_reject)
+        except LimitExceeded as exc:
+            if member is None:
+                raise
+            raise LimitExceeded(f"member {member!r}: {exc}", member=member) from None
+        self.rows += converter.rows
+        self.rejects += converter.rejects
+        if converter.first_reject and self.first_reject is None:
+            self.first_reject = {**({"member": member} if member is not None else {}), **converter.first_reject}

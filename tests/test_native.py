@@ -1,0 +1,205 @@
+"""The native kernel against the pure-Python path: the same bytes, rows and rejects, on more than a
+million generated lines per run (tests/jsonl_fuzz.py: adversarial spellings and values, bad lines,
+blank lines, CRLF, lines across chunk boundaries), under every transform option.
+
+`make test` sets SOURCEMART_REQUIRE_NATIVE=1 when the kernel built: then a missing kernel fails
+this module instead of skipping it."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from bench.datagen import COLUMNS as GEN_COLUMNS, write_jsonl
+from pipeline.config import JsonlTransformConfig
+from processors.transform import jsonl
+from processors.transform import kernel as native
+from tests.jsonl_fuzz import COLUMN_PATHS, Lines
+from writers.csv_text import CsvFormat, EncodedOutput
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="the native kernel is not built (pure-Python only)")
+
+FUZZ_COLUMNS = [{"name": f"c{i}", "path": p} for i, p in enumerate(COLUMN_PATHS)]
+
+# Every transform option that changes the bytes, alone and combined.
+OPTIONS = [
+    {},
+    {"quoting": "all"},
+    {"quoting": "nonnumeric", "null_text": "NULL"},
+    {"quoting": "none", "delimiter": ";"},
+    {"quoting": "none", "delimiter": "|", "newline": "\n"},
+    {"delimiter": "\t", "newline": "\n", "null_text": "\\N"},
+    {"delimiter": "é", "quoting": "minimal"},
+    {"delimiter": "€", "quoting": "none"},
+    {"delimiter": "0"},
+    {"delimiter": "'", "quoting": "all"},
+    {"encoding": "utf-8-sig", "header": False},
+    {"encoding": "cp1252", "encoding_errors": "replace"},
+    {"encoding": "utf-16", "null_text": "∅"},
+    {"null_text": ",\"", "quoting": "minimal"},
+]
+
+
+class ShortReads(io.BytesIO):
+    """Reads of random sizes, so lines straddle chunk boundaries everywhere."""
+
+    def __init__(self, data: bytes, seed: int):
+        super().__init__(data)
+        self.rng = random.Random(seed)
+
+    def read(self, n=-1):
+        return super().read(self.rng.randint(1, n) if n and n > 0 else n)
+
+
+class Run:
+    def __init__(self, raw: bytes, engine: str, threads: int = 1, columns=FUZZ_COLUMNS, short_reads=None,
+                 on_error: str = "skip", **options):
+        cfg = JsonlTransformConfig(dest={"type": "local", "path": "/unused/"}, columns=columns,
+                                   on_error=on_error, **({"rejects": {"type": "local", "path": "/unused/r/"}}
+                                                         if on_error == "quarantine" else {}), **options)
+        fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+        self.rejected: list[bytes] = []
+        kernel = native.kernel_for(engine, cfg.columns, fmt, cfg.null_text)
+        assert (kernel is not None) == (engine == "native")
+        self.converter = jsonl.Converter(cfg, fmt, self.rejected.append, kernel, threads)
+        sink = io.BytesIO()
+        out = EncodedOutput(sink, cfg.encoding, cfg.encoding_errors)
+        if cfg.header:
+            out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
+        src = ShortReads(raw, short_reads) if short_reads is not None else io.BytesIO(raw)
+        self.error = None
+        try:
+            self.converter.convert(src, out)
+        except jsonl.BadLine as exc:
+            self.error = (str(exc), exc.line)
+        self.data = sink.getvalue()
+
+    def facts(self):
+        c = self.converter
+        return self.data, c.rows, c.rejects, c.first_reject, self.rejected, self.error
+
+
+def assert_same(raw: bytes, **kwargs):
+    python = Run(raw, "python", **kwargs)
+    for threads in (1, 2):
+        native_run = Run(raw, "native", threads, **kwargs)
+        if native_run.data != python.data:
+            a, b = python.data, native_run.data
+            i = next(i for i in range(min(len(a), len(b))) if a[i] != b[i]) if a[:len(b)] != b[:len(a)] else min(len(a), len(b))
+            pytest.fail(f"threads={threads}: bytes differ at {i}: python {a[max(0, i - 80):i + 80]!r}\n"
+                        f"native {b[max(0, i - 80):i + 80]!r}")
+        assert native_run.facts() == python.facts()
+    return python, native_run
+
+
+def segments(seed: int, n_lines: int) -> bytes:
+    """Mostly clean stretches (which the kernel converts), every sixth with bad, blank and weird lines
+    (which send that chunk to the Python path): both paths get real work."""
+    clean, mixed = Lines(seed), Lines(seed + 1, weird=0.05, bad=0.03, blank=0.03)
+    out, done, k = [], 0, 0
+    while done < n_lines:
+        gen = mixed if k % 6 == 5 else clean
+        lines = gen.lines(min(1500, n_lines - done))
+        out.append(b"\n".join(lines) + (b"\r\n" if k % 3 == 0 else b"\n"))
+        done += len(lines)
+        k += 1
+    return b"".join(out)
+
+
+def test_a_million_generated_lines_give_the_same_bytes_rows_and_rejects():
+    raw = segments(seed=1, n_lines=1_000_000)
+    assert raw.count(b"\n") >= 1_000_000
+    python, native_run = assert_same(raw)
+    c = native_run.converter
+    # Not a vacuous comparison: most chunks went through the kernel, some through the fallback.
+    assert c.native_chunks > 2 * c.python_chunks > 0, (c.native_chunks, c.python_chunks)
+    assert python.converter.rows > 900_000 and python.converter.rejects > 5_000
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v!r}" for k, v in o.items()) or "defaults")
+def test_every_option_gives_the_same_bytes(options):
+    raw = segments(seed=hash(tuple(sorted(options.items()))) & 0xFFFF, n_lines=30_000)
+    _, native_run = assert_same(raw, short_reads=7, **options)
+    assert native_run.converter.native_chunks > 0
+
+
+@pytest.mark.parametrize("options", [{}, {"quoting": "all", "null_text": "null"}, {"quoting": "none"}])
+def test_line_by_line_kernel_output_equals_python_or_is_refused(options):
+    """Each line alone: where the kernel answers, it answers exactly; it refuses only the lines it
+    has to (bad ones, and the few kinds of values it leaves to Python)."""
+    cfg = JsonlTransformConfig(dest={"type": "local", "path": "/unused/"}, columns=FUZZ_COLUMNS,
+                               on_error="skip", **options)
+    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+    kernel = native.kernel_for("native", cfg.columns, fmt, cfg.null_text)
+    checked = refused_plain = plain = 0
+    python = jsonl.Converter(cfg, fmt, None)
+    for weird in (0.0, 1.0):
+        gen = Lines(5, weird=weird, bad=0.1, blank=0.05)
+        for line in gen.lines(40_000):
+            python.rows = python.rejects = 0
+            text = python._chunk([line], 0, jsonl.has_long_number(line)).encode()
+            got = kernel.convert(line)
+            if got is None:
+                refused_plain += weird == 0.0 and python.rejects == 0
+            else:
+                assert got == (text, python.rows), line
+                checked += 1
+            plain += weird == 0.0 and python.rejects == 0
+    assert checked > 40_000
+    assert refused_plain < plain / 200, (refused_plain, plain)  # ordinary valid lines: the kernel's
+
+
+def test_generated_events_and_single_columns():
+    buf = io.BytesIO()
+    write_jsonl(buf, 3_000_000, seed=5)
+    assert_same(buf.getvalue(), columns=GEN_COLUMNS)
+    raw = b'{"a": 0}\n{"a": ""}\n{}\n{"a": null}\n{"a": 0.0}\n{"a": []}\n{"a": false}\n'
+    for quoting in ("minimal", "all", "nonnumeric", "none"):
+        python, _ = assert_same(raw, columns=[{"name": "a", "path": "a"}], quoting=quoting, header=False)
+    assert python.data.split(b"\r\n")[0] == b"0"  # an int 0 alone is 0, not an empty field
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip", "quarantine"])
+def test_bad_lines_name_the_same_line_and_are_rejected_alike(on_error):
+    lines = Lines(9).lines(20_000)
+    lines[12_345] = b'{"a": "\\ud800"}'
+    lines[17_000] = b"[1, 2]"
+    run, _ = assert_same(b"\n".join(lines) + b"\n", on_error=on_error)
+    if on_error == "fail":
+        assert run.error and run.error[1] == 12_346
+    else:
+        assert run.converter.rejects == 2 and run.converter.first_reject["line"] == 12_346
+
+
+def test_edges_the_kernel_must_get_exactly_right():
+    edges = [b'{"a": -0.0, "s": -0, "l": [0.0, -0.0, 1e16, 1e15, 1e-5, 1e-6]}',
+             b'{"a": 18446744073709551615, "s": -9223372036854775808, "l": [9223372036854775807]}',
+             b'{"a": 1.7976931348623157e308, "s": 2.2250738585072014e-308, "l": [1E+2, 1.10, 0.1]}',
+             b'{"a": 123456789012345678, "s": 0.30000000000000004, "l": [100.0, 5e-5, 12345678901234567.0]}',
+             b'{"a": "\\ud83d\\ude00 \\u00e9 \\/ \\"", "s": "tab\\tnl\\ncr\\r", "l": ["\\u0000\\u001f\\u007f"]}',
+             b'{"\\u0061": 1, "a": 2, "b": {"c": 1, "c": {"d": 3}}, "b": {"c": {"d": 4}}}',
+             b'{"l": [{"x": 1}, {"x": [1, {"y": "z"}]}], "0": {"0": 0}, "x.y": "dotted"}',
+             b'\t { "a" : [ 1 , { "k" : [ ] , "j" : { } } ] , "s" : "x" } \r',
+             b'{"a": 5e-324, "s": 2.2250738585072011e-308, "l": [18446744073709551616]}',  # refused: Python decides
+             b'{"l": [{"x": 1, "x": 2}]}', b'{"a": 1e999}', b'{"a": NaN}']
+    raw = b"\n".join(edges) + b"\n"
+    for options in ({}, {"quoting": "all"}, {"quoting": "none", "delimiter": "|"}):
+        assert_same(raw, **options)
+        assert_same(raw, **options, columns=[{"name": "a", "path": "a"}, {"name": "s", "path": "s"},
+                                              {"name": "l", "path": "l"}, {"name": "b", "path": "b.c.d"},
+                                              {"name": "l1", "path": "l.1.x"}])
+
+
+def test_engine_native_without_the_kernel_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(native, "_ext", None)
+    monkeypatch.delenv(native.REQUIRE_ENV, raising=False)
+    fmt = CsvFormat()
+    cols = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=[{"name": "a", "path": "a"}]).columns
+    assert native.kernel_for("auto", cols, fmt, "") is None
+    with pytest.raises(ValueError, match="engine 'native' needs the native kernel"):
+        native.kernel_for("native", cols, fmt, "")
+    monkeypatch.setenv(native.REQUIRE_ENV, "1")
+    with pytest.raises(RuntimeError, match="SOURCEMART_REQUIRE_NATIVE=1"):
+        native.kernel_for("auto", cols, fmt, "")
