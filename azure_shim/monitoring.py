@@ -30,7 +30,14 @@ def configure_from_settings(environ=None) -> bool:
     """Configure the distro if the setting asks for it; returns whether it did."""
     if not enabled(environ):
         return False
+    import logging
+
     from azure.monitor.opentelemetry import configure_azure_monitor
+
+    # The records are INFO; the root logger's level (WARNING unless the host sets it) must not drop them.
+    pipeline_logger = logging.getLogger("pipeline")
+    if pipeline_logger.level == logging.NOTSET:
+        pipeline_logger.setLevel(logging.INFO)
 
     configure_azure_monitor(logger_name="pipeline", enable_live_metrics=False,
                             instrumentation_options={name: {"enabled": False} for name in INSTRUMENTATIONS})
