@@ -10,7 +10,10 @@ import json
 
 import pytest
 
-from tests.test_azure_starter import app_server, config, gate, start, wait_done  # noqa: F401  (fixtures)
+from tests import test_azure_starter as starter
+from tests.test_azure_starter import config, start, wait_done
+
+app_server, gate = starter.app_server, starter.gate  # the starter tests' fixtures: a local host, a held source
 
 
 def purge(server, environ_age: str | None = None, monkeypatch=None):

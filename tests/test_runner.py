@@ -102,7 +102,7 @@ def test_cli_run_failure_exit_code_and_message(tmp_path):
     make_zips(tmp_path / "in", n=1, bad_member=(0, 1))
     proc = run_cli("run", write_config(tmp_path, config(tmp_path)), "-q")
     assert proc.returncode == 1 and proc.stdout == ""
-    assert f"raw/drop-0/data/part-1.jsonl:51: " in proc.stderr
+    assert "raw/drop-0/data/part-1.jsonl:51: " in proc.stderr
     assert not (tmp_path / "csv" / "drop-0" / "data" / "part-1.csv").exists()
 
 
