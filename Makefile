@@ -52,7 +52,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock pypr
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
+	sed -n 's/^\([A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements.lock > $(VENV)/lock-pins.txt  # pins without hashes
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c $(VENV)/lock-pins.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the `sourcemart` command
 	touch $@
 

@@ -91,6 +91,9 @@ def test_records_and_spans_reach_the_ingestion_endpoint(tmp_path):
             # Nothing leaves this machine: no SDK self-telemetry, no cloud metadata probe.
             "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
             "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service",
+            # The distro's default rate-limited sampler (5 traces/s) may leave a run's first spans
+            # out; this test is about what gets exported, so every span is kept.
+            "OTEL_TRACES_SAMPLER": "always_on",
         }, json.dumps(config))
     finally:
         server.shutdown()
