@@ -40,8 +40,8 @@ def _bad_request(errors: list[str]) -> func.HttpResponse:
 async def start_pipeline(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         body = req.get_json()
-    except ValueError:
-        return _bad_request(["(root): the body is not a JSON document"])
+    except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting beyond the parser's depth
+        return _bad_request(["(root): the body is not a JSON document this service reads"])
     try:
         request = validate_request(body)
     except ConfigError as exc:

@@ -20,7 +20,7 @@ from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNot
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from pipeline.errors import MissingSource
-from pipeline.errors import TransientError
+from pipeline.errors import SettingError, TransientError
 from pipeline.settings import get_setting
 
 DEFAULT_BLOCK = 4 << 20
@@ -48,7 +48,8 @@ def service_client(setting: str, timeout_s: float = READ_TIMEOUT) -> BlobService
                 try:
                     client = BlobServiceClient.from_connection_string(value, **options)
                 except ValueError:
-                    raise ValueError(f"app setting {setting!r} is not a valid storage connection string") from None
+                    raise SettingError(f"app setting {setting!r} is not a valid storage connection string "
+                                       "(fix the setting)") from None
             _clients[(setting, value, timeout_s)] = client
         return client
 

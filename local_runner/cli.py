@@ -65,12 +65,11 @@ def _dump(obj) -> str:
 def cmd_validate(args) -> int:
     bad = 0
     for path in args.configs:
-        try:
-            load_config(path)
-            print(f"{path}: ok")
-        except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
+        model, _ = _load(path)
+        if model is None:
             bad += 1
+        else:
+            print(f"{path}: ok")
     return 2 if bad else 0
 
 
@@ -100,6 +99,10 @@ def dry_run(config: dict) -> dict:
                          "dest": dest})
             continue
         units = planned[i]
+        if units is None:  # its src selects what an earlier processor writes
+            plan.append({"index": i, "processor": processor_label(p), "dest": dest,
+                         "units": "listed when it runs: its src selects what an earlier processor writes"})
+            continue
         sources = [{"src": describe(u["src"]["location"]), "name": u["src"]["name"], "bytes": u["src"]["size"]}
                    for u in units]
         if p["processor_name"] == "decompress":  # what each archive declares: members and their sizes
@@ -125,23 +128,94 @@ def report_rejects(rejects: dict | None, shown: int = 10) -> None:
         print(f"  ... and {rejects['files'] - shown} more file(s)", file=sys.stderr)
 
 
+# After SIGINT/SIGTERM, units stuck in a read (a silent source) see the stop only when the read
+# returns; past this many seconds the run exits anyway (their temps go at the next run of each).
+STOP_GRACE_S = 20.0
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the run: no more units start, running ones abort at their next
+    write or commit (nothing is published after the signal) and remove their temp files."""
+    import signal
+    import threading
+
+    from pipeline.stop import request_stop, stop_requested
+
+    def give_up(name: str, code: int) -> None:
+        print(f"interrupted by {name}: units still running after {STOP_GRACE_S:g} s were abandoned; "
+              "nothing was published after the signal", file=sys.stderr)
+        os._exit(code)
+
+    def on_signal(signum, frame) -> None:
+        name, code = signal.Signals(signum).name, 128 + signum
+        if stop_requested():  # a second signal: stop now
+            os._exit(code)
+        request_stop(name)
+        timer = threading.Timer(STOP_GRACE_S, give_up, (name, code))
+        timer.daemon = True
+        timer.start()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+
+def _manifest_problem(path: str) -> str | None:
+    """Why the manifest could not be written there, checked before the run moves any data."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "is a folder"
+    if not os.path.isdir(folder):
+        return f"cannot be written: folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        return "cannot be written: permission denied"
+    return None
+
+
+def _write_manifest(path: str | None, text: str) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        return f"--manifest {path}: cannot be written: {exc.strerror}"
+    return None
+
+
+def _load(path: str):
+    """The validated config, or (None, exit code) after one message on stderr."""
+    try:
+        return load_config(path), 0
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+    except OSError as exc:  # missing, a folder, unreadable: one line, no traceback
+        print(f"{path}: cannot read the config: {exc.strerror or exc}", file=sys.stderr)
+    return None, 2
+
+
 def cmd_run(args) -> int:
     from local_runner.executor import run_orchestration
     from local_runner.progress import Progress
     from pipeline.activities import ACTIVITIES
+    from pipeline.stop import reason, stop_requested
     from pipeline.telemetry import observed_orchestration
 
     from pipeline.policy import config_errors, use_local_roots_default
 
     use_local_roots_default([os.getcwd()], "the current directory: the local `run` default; "
                                             "set PIPELINE_LOCAL_ROOTS to change it")
-    try:
-        config = load_config(args.config).model_dump(mode="json", exclude_none=True)
-        errors = config_errors(config)
-        if errors:
-            raise ConfigError(errors, f"{args.config} (under the operator's policy)")
-    except ConfigError as exc:
-        print(redact(str(exc)), file=sys.stderr)
+    _stop_on_signals()
+    model, code = _load(args.config)
+    if model is None:
+        return code
+    config = model.model_dump(mode="json", exclude_none=True)
+    errors = config_errors(config)
+    if errors:
+        print(redact(str(ConfigError(errors, f"{args.config} (under the operator's policy)"))), file=sys.stderr)
+        return 2
+    problem = args.manifest and _manifest_problem(args.manifest)
+    if problem:
+        print(f"--manifest {args.manifest}: {problem}", file=sys.stderr)
         return 2
     try:
         if args.dry_run:
@@ -151,13 +225,25 @@ def cmd_run(args) -> int:
                 result = run_orchestration(observed_orchestration, {"config": config}, ACTIVITIES, workers=args.workers,
                                            on_status=progress.on_status, on_unit_done=progress.on_unit_done)
     except Exception as exc:
-        print(f"run failed: {redact(str(exc))}", file=sys.stderr)
-        return 1
+        if stop_requested():
+            error = f"interrupted by {reason()}: stopped scheduling and aborted the running units; " \
+                    "nothing was published after the signal"
+            code = 130 if reason() == "SIGINT" else 143
+        else:
+            error, code = f"run failed: {redact(str(exc))}", 1
+        print(error, file=sys.stderr)
+        failed = {"sourcemart": config.get("sourcemart"), "table": config.get("table"), "status": "failed",
+                  "error": error}
+        problem = _write_manifest(args.manifest, _dump(failed) + "\n")
+        if problem:
+            print(problem, file=sys.stderr)
+        return code
     report_rejects(result.get("rejects"))
     text = _dump(result) + "\n"
-    if args.manifest:
-        with open(args.manifest, "w", encoding="utf-8") as f:
-            f.write(text)
+    problem = _write_manifest(args.manifest, text)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     sys.stdout.write(text)
     return 0
 

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import orjson
 
+from pipeline.stop import check as check_stop
+
 
 @dataclass
 class ActivityTask:
@@ -50,6 +52,7 @@ def run_orchestration(orchestrator, request: dict, activities: dict[str, Callabl
 
     def call(task: ActivityTask):
         try:
+            check_stop()  # interrupted: no more activities start
             return orjson.loads(orjson.dumps(activities[task.name](task.payload)))
         except Exception as exc:
             raise ActivityFailed(f"activity {task.name!r} failed: {exc}") from exc

@@ -34,10 +34,13 @@ class Progress:
         return self
 
     def __exit__(self, *exc):
+        from pipeline.stop import stop_requested
+
         self._stop.set()
         if self.enabled:
             self._thread.join()
-            self._draw(final=True)
+            if not stop_requested():  # interrupted: the run's one line says it all
+                self._draw(final=True)
 
     def on_status(self, status: dict) -> None:
         if status.get("stage") == "listing":

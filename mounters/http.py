@@ -33,6 +33,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -57,16 +58,24 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
-class _Retry(urllib3.Retry):
-    def get_retry_after(self, response):
-        after = super().get_retry_after(response)
-        return None if after is None else min(after, MAX_RETRY_AFTER)
+# GET is idempotent: a refused or reset connection is asked again by urllib3. Redirects and 429/5xx
+# answers are ours: urllib3 would read a retried answer's whole body (an endless one, endlessly).
+RETRY = urllib3.Retry(total=3, connect=2, read=1, status=0, other=0, redirect=0, raise_on_redirect=False,
+                      allowed_methods=frozenset({"GET"}), backoff_factor=0.5, backoff_max=8.0,
+                      respect_retry_after_header=False)  # else it retries 429/503 itself, draining bodies
+STATUS_RETRIES = 3
+_RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-# GET is idempotent: a refused or reset connection, or a 429/5xx, is asked again. Redirects are ours.
-RETRY = _Retry(total=5, connect=2, read=1, status=3, other=0, redirect=0, raise_on_redirect=False,
-               status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
-               backoff_factor=0.5, backoff_max=8.0, respect_retry_after_header=True, raise_on_status=False)
+def _retry_wait(resp, attempt: int) -> float:
+    """Retry-After when the server sends one (seconds or an HTTP date; capped), else backoff."""
+    after = resp.headers.get("Retry-After")
+    if after:
+        try:
+            return min(max(RETRY.parse_retry_after(after), 0.0), MAX_RETRY_AFTER)
+        except HTTPError:  # an unparsable value: back off as if there were none
+            pass
+    return min(0.5 * 2 ** attempt, 8.0)
 
 
 class _Guarded:
@@ -130,6 +139,7 @@ class _Deadline:
 
     def __init__(self, location: dict, label: str):
         self.seconds = location.get("deadline_s", 1800.0)
+        self.end = time.monotonic() + self.seconds
         self.label = label
         self.expired = False
         self._resp = None
@@ -201,7 +211,8 @@ def _get(location: dict, extra: dict | None = None, deadline: _Deadline | None =
     headers, origin = {**secret, **(extra or {})}, origin_of(url)
     timeout_s = location.get("timeout_s", 60.0)
     timeout = urllib3.Timeout(connect=min(timeout_s, CONNECT_TIMEOUT), read=timeout_s)
-    for _ in range(MAX_REDIRECTS + 1):
+    redirects = retries = 0
+    while redirects <= MAX_REDIRECTS:
         if deadline is not None:
             deadline.check()
         try:
@@ -223,7 +234,16 @@ def _get(location: dict, extra: dict | None = None, deadline: _Deadline | None =
                 raise PolicyError(f"{label}: a redirect to {describe({'url': target})} was refused: {exc}") from None
             if origin_of(target) != origin:  # the configured headers stay with the origin they were bound to
                 headers = dict(extra or {})
-            url = target
+            url, redirects = target, redirects + 1
+            continue
+        if resp.status in _RETRY_STATUSES and retries < STATUS_RETRIES:
+            wait = _retry_wait(resp, retries)
+            resp.close()  # never read: the body of an error is not worth waiting for
+            if deadline is not None and time.monotonic() + wait > deadline.end:
+                raise TransientError(f"{label}: GET answered {resp.status}; retrying after {wait:g} s would pass "
+                                     f"deadline_s={deadline.seconds:g}")
+            time.sleep(wait)
+            retries += 1
             continue
         if resp.status in (404, 410):
             resp.close()

@@ -7,10 +7,12 @@ bad field the way a person reading the JSON would write it:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -33,15 +35,32 @@ _SECRET_QUERY_KEYS = {"sig", "code", "key", "token", "access_token", "api_key", 
                       "x-goog-signature", "x-goog-credential"}
 
 
+# Control characters (C0, DEL, C1) and lone surrogates (JSON's "\ud800"): no file system, blob name,
+# URL or CSV header takes them, so a name or path holding one is refused here, not at run time.
+_UNUSABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _usable(v: str) -> str:
+    m = _UNUSABLE.search(v)
+    if m:
+        raise ValueError(f"must not contain control characters (found {m.group()!r} at position {m.start()})")
+    return v
+
+
+# A name or path: no control characters.
+Text = Annotated[str, AfterValidator(_usable)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: JSON types as they are ("header": "yes" or 1 is not a boolean, "5" is not a number).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LocalLocation(_Strict):
     """A path on this machine; also how a mounted network share is read."""
 
     type: Literal["local"]
-    path: str = Field(min_length=1, description="File, folder (ends with '/') or glob ('*', '?', '**').")
+    path: Text = Field(min_length=1, description="File, folder (ends with '/') or glob ('*', '?', '**').")
 
 
 class BlobLocation(_Strict):
@@ -50,12 +69,12 @@ class BlobLocation(_Strict):
     type: Literal["blob"]
     connection: SettingName
     container: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description="Azure container name.")
-    path: str = Field(default="", description="Blob name, prefix (ends with '/'; '' is the whole container) or glob.")
+    path: Text = Field(default="", description="Blob name, prefix (ends with '/'; '' is the whole container) or glob.")
     block_size: int = Field(
         default=4 << 20, ge=64 << 10, le=100 << 20,
         description="Bytes per staged block when writing, per ranged GET when reading.",
     )
-    timeout_s: float = Field(default=60.0, gt=0, le=3600,
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False,
                              description="Seconds to connect and per read; a frozen endpoint fails the unit in bounded time.")
 
 
@@ -71,15 +90,15 @@ class HttpLocation(_Strict):
     """An HTTP API source: one streamed GET. Credentials come from settings named in `headers_from_env`."""
 
     type: Literal["http"]
-    url: str
+    url: Text
     headers_from_env: dict[HeaderName, SettingName] = Field(
         default_factory=dict, description="Header name -> setting holding its value (e.g. Authorization -> ACME_TOKEN)."
     )
-    name: str | None = Field(default=None, description="File name for what is downloaded; default: last URL segment.")
-    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Seconds to connect and per read.")
+    name: Text | None = Field(default=None, description="File name for what is downloaded; default: last URL segment.")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False, description="Seconds to connect and per read.")
     max_bytes: int = Field(default=4 << 30, ge=1, le=1 << 40,
                            description="The most bytes this source may send (an endless body fails, not the disk).")
-    deadline_s: float = Field(default=1800.0, gt=0, le=86400,
+    deadline_s: float = Field(default=1800.0, gt=0, le=86400, allow_inf_nan=False,
                               description="Seconds for the whole download, retries included (a trickling server fails).")
 
     @field_validator("url")
@@ -147,13 +166,13 @@ class ArchiveLimits(_Strict):
 
 
 class DecompressConfig(_StepConfig):
-    members: str = Field(default="*", description="Glob of archive members to extract ('**' crosses folders).")
+    members: Text = Field(default="*", description="Glob of archive members to extract ('**' crosses folders).")
     limits: ArchiveLimits = Field(default_factory=ArchiveLimits)
 
 
 class Column(_Strict):
-    name: str = Field(min_length=1)
-    path: str | list[str] = Field(description="Dotted path into nested objects ('user.id'), or a list of keys.")
+    name: Text = Field(min_length=1)
+    path: Text | list[Text] = Field(description="Dotted path into nested objects ('user.id'), or a list of keys.")
 
     @field_validator("path")
     @classmethod
@@ -198,13 +217,29 @@ class JsonlTransformConfig(_StepConfig):
         import codecs
 
         try:
-            codecs.lookup(v)
-        except LookupError:
+            info = codecs.lookup(v)
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise ValueError(f"unknown encoding {v!r}") from None
+        if not info._is_text_encoding:  # hex, base64, rot13, zlib: bytes-to-bytes codecs, not a CSV encoding
+            raise ValueError(f"{v!r} is not a text encoding (use utf-8, utf-8-sig, cp1252, ...)")
         return v
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.delimiter in ('"', "\r", "\n") or (self.quoting == "none" and self.delimiter == "\\"):
+            raise ValueError(f"@delimiter: {self.delimiter!r} cannot separate fields: it is the quote or escape "
+                             "character or a line break")
+        # What every CSV holds must be writable in the encoding (the header and null_text too unless
+        # encoding_errors is 'replace'): otherwise each run would fail on its first line.
+        fixed = [("delimiter", self.delimiter), ("newline", self.newline), ("encoding", '"0123456789.-+eEtruefalsn')]
+        if self.encoding_errors == "strict":
+            fixed += [("null_text", self.null_text)]
+            fixed += [(f"columns[{i}].name", c.name) for i, c in enumerate(self.columns) if self.header]
+        for field, text in fixed:
+            try:
+                text.encode(self.encoding, self.encoding_errors)
+            except (UnicodeError, LookupError):
+                raise ValueError(f"@{field}: {text!r} cannot be written in encoding {self.encoding!r}") from None
         names = [c.name for c in self.columns]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -251,7 +286,7 @@ _PROCESSORS = {"copy": CopyProcessor, "decompress": DecompressProcessor, "transf
 
 def _processor_tag(v: Any) -> str | None:
     name = v.get("processor_name") if isinstance(v, dict) else getattr(v, "processor_name", None)
-    return name if name in _PROCESSORS else None
+    return name if isinstance(name, str) and name in _PROCESSORS else None  # any JSON value may be here
 
 
 Processor = Annotated[
@@ -290,6 +325,8 @@ def json_path(loc: tuple) -> str:
             out += f"[{part}]"
         elif part in _PROCESSORS or part in ("local", "blob", "http"):
             continue  # discriminator tags pydantic inserts; not part of the document
+        elif str(part).startswith(("function-after[", "list[")):
+            continue  # the members of a str-or-list union (a column's path)
         else:
             out += ("." if out else "") + str(part)
     return out or "(root)"
@@ -301,8 +338,15 @@ def _message(err: dict) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
     if err["type"] == "literal_error" and err.get("input") is not None:
-        msg += f" (got {err['input']!r})"
-    return msg
+        msg += f" (got {_short(err['input'])})"
+    # One error, one line: a value quoted in the message may hold line breaks or be huge.
+    msg = msg.replace("\r", "\\r").replace("\n", "\\n")
+    return msg if len(msg) <= 300 else msg[:300] + "..."
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def validate_config(data: Any, source: str = "config") -> PipelineConfig:
@@ -314,6 +358,8 @@ def validate_model(model: type[BaseModel], data: Any, source: str):
     """Validate `data` against a model; raise ConfigError with one 'json.path: message' per error."""
     try:
         return model.model_validate(data)
+    except RecursionError:
+        raise ConfigError(["(root): nested too deeply"], source) from None
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):
@@ -333,11 +379,30 @@ def load_config(path: str) -> PipelineConfig:
     with open(path, "rb") as f:
         raw = f.read()
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        # Numbers JSON allows but no config field does (integers of thousands of digits, which int()
+        # refuses past 4,300) and constants JSON does not allow (NaN, Infinity) stay in the document
+        # as markers, so validation names their JSON path.
+        data = json.loads(raw.decode("utf-8-sig"), parse_int=_parse_int, parse_constant=NotANumber)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f"{path}:{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else path
         raise ConfigError([f"{where}: not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}"], path) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid JSON: nested too deeply"], path) from None
     return validate_config(data, path)
+
+
+class NotANumber:
+    """A number no config field takes: `NaN`, `Infinity`, an integer of more than 300 digits."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text if len(self.text) <= 20 else f"{self.text[:10]}...({len(self.text)} digits)"
+
+
+def _parse_int(text: str):
+    return int(text) if len(text) <= 300 else NotANumber(text)
 
 
 def json_schema() -> dict:

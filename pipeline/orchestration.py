@@ -97,8 +97,7 @@ def rejects_report(steps: list[dict]) -> dict:
     files = [{"processor": s["processor"], "src": r.get("src"), "rejects": r["rejects"],
               "first_reject": r.get("first_reject")}
              for s in steps for r in s["results"] if r.get("rejects")]
-    report = {"lines": sum(f["rejects"] for f in files), "files": len(files), "listed": files[:REJECTS_LISTED]}
-    return report
+    return {"lines": sum(f["rejects"] for f in files), "files": len(files), "listed": files[:REJECTS_LISTED]}
 
 
 def manifest(config: dict, steps: list[dict]) -> dict:

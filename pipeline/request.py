@@ -31,7 +31,7 @@ class RetryPolicy(_Strict):
 
     max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per unit, the first included")
     # The Python SDK's RetryOptions carry only these two; the wait between attempts is fixed.
-    interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="wait before each retry")
+    interval_seconds: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False, description="wait before each retry")
 
 
 class RunRequest(_Strict):

@@ -34,8 +34,12 @@ def plan_run(processors: list[dict]) -> list[list[dict] | None]:
     claims = Claims()
     plans: list[list[dict] | None] = []
     known: list[dict] | None = None  # the previous processor's outputs, when known before running
+    dests: list[dict] = []
     for index, processor in enumerate(processors):
-        if processor["processor_config"].get("src") is not None:
+        src = processor["processor_config"].get("src")
+        if src is not None and any(_overlap(src, d) for d in dests):
+            units = None  # it reads what an earlier processor writes: known only once that one ran
+        elif src is not None:
             units = _units(processor, None)
         elif known is not None and index > 0:
             units = _units(processor, known)
@@ -43,7 +47,30 @@ def plan_run(processors: list[dict]) -> list[list[dict] | None]:
             units = None
         plans.append(units)
         known = claims.add_processor(index, processor, [u["src"] for u in units]) if units is not None else None
+        cfg = processor["processor_config"]
+        dests += [cfg["dest"]] + ([cfg["rejects"]] if cfg.get("rejects") else [])
     return plans
+
+
+def _overlap(src: dict, dest: dict) -> bool:
+    """Whether a source location may select files written under a destination folder."""
+    from mounters.base import select
+
+    if src["type"] != dest["type"] or (src["type"] == "blob" and (
+            (src["connection"], src["container"]) != (dest["connection"], dest["container"]))):
+        return False
+    sel = select(src.get("path", ""))
+    norm = (lambda p: os.path.normpath(os.path.abspath(p or ".")) + "/") if src["type"] == "local" else (lambda p: p)
+    folder = norm(dest.get("path", ""))
+    if sel.exact is not None:
+        return norm(sel.exact).startswith(folder)
+    base = norm(sel.base)
+    if base.startswith(folder):
+        return True
+    # The destination is below the source's folder: reached by a folder selection, or a glob that
+    # crosses folders.
+    deep = sel.regex is None or "**" in src["path"] or "/" in src["path"][len(sel.base):]
+    return folder.startswith(base) and deep
 
 
 def _units(processor: dict, previous_outputs: list[dict] | None) -> list[dict]:

@@ -9,7 +9,9 @@ from mounters import describe
 COPY_BUFFER = 1 << 20
 
 
-def copy_stream(src, dst, buffer_size: int = COPY_BUFFER) -> int:
+def copy_stream(src, dst, buffer_size: int = COPY_BUFFER, charge=None) -> int:
+    """Copy src to dst; `charge(n)`, if given, is told of each chunk before it is written (and may
+    refuse it by raising: an archive's limits)."""
     buf = bytearray(buffer_size)
     view = memoryview(buf)
     total = 0
@@ -17,6 +19,8 @@ def copy_stream(src, dst, buffer_size: int = COPY_BUFFER) -> int:
         n = src.readinto(view)
         if not n:
             return total
+        if charge is not None:
+            charge(n)
         dst.write(view[:n])
         total += n
 

@@ -104,6 +104,23 @@ def blob_env(azurite, monkeypatch):
     client.delete_container(name)
 
 
+@contextlib.contextmanager
+def serve_process(folder: Path, env: dict, *args: str):
+    """`python -m local_runner serve` in a child process on a free port, its output in folder/serve.log;
+    yields (base URL, the open log file). env adds to this process's environment (the test policy)."""
+    port = free_port()
+    log = open(folder / "serve.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "local_runner", *args, "serve", "--port", str(port)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
 def run_cli(*args: str, cwd: Path | str = ROOT, env: dict | None = None, timeout: float = 600):
     """Run `python -m local_runner ...` in a child process (as a user would)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}

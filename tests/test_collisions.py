@@ -116,3 +116,15 @@ def test_distinct_outputs_still_run(tmp_path):
     manifest = run_orchestration(orchestrate, {"config": {"processors": [
         transform(f"{tmp_path}/in/", f"{tmp_path}/csv/")]}}, ACTIVITIES)
     assert manifest["totals"]["outputs"] == 2 and tree(tmp_path / "csv") == ["a.csv", "b.csv"]
+
+
+def test_a_later_processor_reading_an_earlier_ones_output_is_planned_when_it_runs(tmp_path):
+    # Processor 2 selects with its own src what processor 1 writes: nothing is there before the run,
+    # so it is listed when its turn comes (not refused up front as "matches no files").
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text('{"id": 1}\n')
+    copy = {"processor_name": "copy", "processor_type": "copy", "processor_config": {
+        "src": {"type": "local", "path": f"{tmp_path}/in/"}, "dest": {"type": "local", "path": f"{tmp_path}/raw/"}}}
+    manifest = run_orchestration(orchestrate, {"config": {"processors": [
+        copy, transform(f"{tmp_path}/raw/*.jsonl", f"{tmp_path}/csv/")]}}, ACTIVITIES)
+    assert manifest["totals"]["outputs"] == 2 and tree(tmp_path / "csv") == ["a.csv"]

@@ -345,19 +345,41 @@ def write_tar(path_or_buf, mode):
     ("a.tar.gz", "tar", "w:gz"),  # the contents decide, not the processor type
     ("a.tar", "tar", "w:bz2"),
 ])
-def test_tar_variants_extract_regular_files_only(tmp_path, name, kind, mode):
+def test_tar_variants_extract_every_member_or_list_it(tmp_path, name, kind, mode):
     write_tar(tmp_path / name, mode)
     for _ in range(2):  # re-run overwrites
         result = run_unit(unit(tmp_path, kind, name))
-    check_outputs(result, {f"a/{n}": d for n, d in TAR_BODY.items()})
-    assert files(tmp_path / "out") == sorted(f"a/{n}" for n in TAR_BODY)  # no link, no fifo, nothing else
+    # The hardlink is a copy of its target's content; the symlink and the fifo are listed by name.
+    expected = {f"a/{n}": d for n, d in TAR_BODY.items()} | {"a/d/hard": TAR_BODY["y.jsonl"]}
+    check_outputs(result, expected)
+    assert files(tmp_path / "out") == sorted(expected)
+    assert result["members_skipped"] == 0 and result["members_not_extracted"] == 2
+    assert result["not_extracted"] == [{"name": "d/link", "kind": "symlink"}, {"name": "d/fifo", "kind": "fifo"}]
+
+
+def test_tar_hardlinks_several_to_one_target_filtered_target_and_missing_target(tmp_path):
+    body = b'{"t": 1}\n' * 1000
+    with tarfile.open(tmp_path / "h.tgz", "w:gz") as tf:
+        info = tarfile.TarInfo("data/target.bin")
+        info.size = len(body)
+        tf.addfile(info, io.BytesIO(body))
+        for link, target in [("keep/l1.jsonl", "data/target.bin"), ("keep/l2.jsonl", "data/target.bin"),
+                             ("keep/nowhere.jsonl", "data/absent.bin")]:
+            hard = tarfile.TarInfo(link)
+            hard.type, hard.linkname = tarfile.LNKTYPE, target
+            tf.addfile(hard)
+    result = run_unit(unit(tmp_path, "tar.gz", "h.tgz", members="keep/*"))  # the target itself is not selected
+    check_outputs(result, {"h/keep/l1.jsonl": body, "h/keep/l2.jsonl": body})
+    assert result["members_skipped"] == 1
+    assert result["not_extracted"] == [{"name": "keep/nowhere.jsonl",
+                                        "kind": "hardlink to 'data/absent.bin', which is not a regular file before it"}]
 
 
 def test_tar_members_filter(tmp_path):
     write_tar(tmp_path / "a.tgz", "w:gz")
     result = run_unit(unit(tmp_path, "tar.gz", "a.tgz", members="**/*.jsonl"))
     check_outputs(result, {"a/d/x.jsonl": TAR_BODY["d/x.jsonl"], "a/y.jsonl": TAR_BODY["y.jsonl"]})
-    assert result["members_skipped"] == 1
+    assert result["members_skipped"] == 4  # d/e/z.csv, and the links and the fifo: every member is counted
 
 
 def test_tar_slip_is_refused(tmp_path):

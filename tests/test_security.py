@@ -27,7 +27,7 @@ import pytest
 from pipeline.activities import ACTIVITIES
 from pipeline.config import ConfigError
 from pipeline.request import validate_request
-from tests.conftest import ROOT, free_port, header_origin, run_cli, wait_for_port
+from tests.conftest import ROOT, header_origin, run_cli, serve_process
 
 
 FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()
@@ -128,20 +128,10 @@ def call(method: str, url: str, body=None, headers=None, raw: bytes | None = Non
 def serve_app(tmp_path_factory):
     """`python -m local_runner serve` with the test policy, a function key and a secret setting that
     no request may name (as the storage key and tokens of a real app)."""
-    port, folder = free_port(), tmp_path_factory.mktemp("serve")
-    log = open(folder / "serve.log", "w+")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY, "APP_SECRET": SECRET,
-           "AzureWebJobsStorage": SECRET,
+    env = {"LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY, "APP_SECRET": SECRET, "AzureWebJobsStorage": SECRET,
            "PIPELINE_ALLOWED_SETTINGS": os.environ["PIPELINE_ALLOWED_SETTINGS"] + ",AzureWebJobsStorage"}
-    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with serve_process(tmp_path_factory.mktemp("serve"), env) as served:
+        yield served
 
 
 def start_run(base: str, config: dict, **extra):
@@ -263,9 +253,13 @@ def test_serve_refuses_csrf_and_dns_rebinding(serve_app, tmp_path):
 
 
 def test_serve_caps_bodies(serve_app):
+    """A body over the cap is refused from its Content-Length, before it is read."""
     base, _ = serve_app
-    code, _ = call("POST", f"{base}/api/pipelines", raw=b"{" + b" " * (2 << 20) + b"}")
-    assert code == 413
+    port = urlsplit(base).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /api/pipelines HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                  b"x-functions-key: %s\r\nContent-Length: %d\r\n\r\n{" % (port, FUNCTION_KEY.encode(), 2 << 20))
+        assert s.recv(100).startswith(b"HTTP/1.1 413")
 
 
 def test_header_values_with_cr_lf_are_refused_and_never_echoed(web, tmp_path, monkeypatch):
@@ -323,6 +317,20 @@ def test_azure_starter_refuses_with_the_json_path_and_starts_nothing(app_server,
     code, body = starter(app_server, {"config": config})
     assert code == 400 and body["errors"][0].startswith(path + ": "), body
     assert app_server.hub.instances() == []
+
+
+@pytest.mark.parametrize("raw", [b"[" * 200_000 + b"]" * 200_000, b'{"config": ' + b"9" * 5000 + b"}", b"\xff\xfe"])
+def test_azure_starter_answers_400_to_any_body(app_server, raw):
+    """Deep nesting, a 5,000-digit integer, bytes that are not text: a 400, never a 500 with a traceback."""
+    import asyncio
+
+    import azure.functions as func
+
+    fn = {f.get_function_name(): f for f in app_server.hub_functions}["start_pipeline"].get_user_function()
+    req = func.HttpRequest(method="POST", url=f"{app_server.base_url}/api/pipelines",
+                           headers={"Content-Type": "application/json"}, params={}, route_params={}, body=raw)
+    resp = asyncio.run_coroutine_threadsafe(fn(req=req, client=app_server.client_binding()), app_server.loop).result(30)
+    assert resp.status_code == 400 and app_server.hub.instances() == []
 
 
 def test_rpc_start_is_validated_like_the_starter(app_server, tmp_path):

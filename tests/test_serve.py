@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import AZURITE_KEY, ROOT, free_port, http_file, wait_for_port
+from tests.conftest import AZURITE_KEY, http_file, serve_process
 
 
 FUNCTION_KEY = "fUnKeY-" + os.urandom(8).hex()
@@ -36,18 +34,8 @@ def http(method: str, url: str, body=None, headers=None) -> tuple[int, dict, byt
 @pytest.fixture
 def serve(azurite, tmp_path):
     """The CLI's serve command in a child process, with RAW_STORAGE naming Azurite."""
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w+")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAW_STORAGE": azurite, "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "local_runner", "-v", "serve", "--port", str(port), "--workers", "3"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with serve_process(tmp_path, {"RAW_STORAGE": azurite, "LOCAL_HOST_FUNCTION_KEY": FUNCTION_KEY}, "-v") as served:
+        yield served
 
 
 def poll(status_url: str, timeout: float = 60) -> tuple[list[int], dict]:

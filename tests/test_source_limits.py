@@ -103,6 +103,30 @@ def test_a_trickling_http_source_fails_at_its_deadline(tmp_path):
         stop()
 
 
+def test_a_retried_error_answer_is_not_read_to_its_end(tmp_path):
+    """A 503 whose body never ends: the transport retries without reading it (urllib3's own status
+    retries would drain it first, forever)."""
+    answers = []
+
+    def handler(conn):
+        answers.append(1)
+        if len(answers) == 1:
+            conn.sendall(b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+            while True:
+                conn.sendall(chunk)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
+
+    base, stop = serve_raw(handler)
+    try:
+        started = time.monotonic()
+        result = run_unit(copy_unit({"type": "http", "url": f"{base}/data.bin", "timeout_s": 5}, f"{tmp_path}/out/"))
+        assert result["outputs"][0]["bytes"] == 10 and len(answers) == 2
+        assert time.monotonic() - started < 10
+    finally:
+        stop()
+
+
 # --- blob ----------------------------------------------------------------------------------------
 
 def blob(container, path="", **extra):

@@ -89,3 +89,23 @@ def test_source_failing_mid_stream_leaves_old_output(tmp_path, monkeypatch, proc
     with pytest.raises(UnitError, match="connection reset by peer"):
         run_unit(unit)
     assert listing(out) == [name] and (out / name).read_bytes() == b"previous run"
+
+
+def test_two_writers_of_one_output_never_publish_each_others_bytes(tmp_path):
+    """Another run writing the same output at the same time: while one writes, the other is refused;
+    if the second sweeps the first's closed temp and writes its own, the first's commit fails
+    instead of publishing the second's unfinished file."""
+    folder = {"type": "local", "path": f"{tmp_path}/out/"}
+    first = open_sink(folder, "a.csv")
+    first.write(b"first")
+    with pytest.raises(OSError, match="another writer is writing this output now"):
+        open_sink(folder, "a.csv")
+    first.finish()  # closed, waiting for the unit's other outputs before its commit
+    second = open_sink(folder, "a.csv")  # takes the unlocked temp for stale
+    second.write(b"second, unfinished")
+    with pytest.raises(OSError, match="another writer replaced this output's temp file"):
+        first.commit()
+    first.close()
+    assert not (tmp_path / "out/a.csv").exists()
+    second.commit()
+    assert (tmp_path / "out/a.csv").read_bytes() == b"second, unfinished"

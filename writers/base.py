@@ -19,6 +19,7 @@ import io
 from contextlib import contextmanager
 from typing import Iterator
 
+from pipeline import stop
 from pipeline.errors import CollisionError
 
 # Bytes written by all sinks of this process: a progress display reads it (approximate under threads).
@@ -43,6 +44,7 @@ class Sink(io.RawIOBase):
     def write(self, b) -> int:
         if self._state != "open":
             raise ValueError(f"{self.label}: write after {self._state}")
+        stop.check()  # interrupted: the unit aborts at its next write
         n = len(b) if not isinstance(b, memoryview) else b.nbytes
         self._sha.update(b)
         self._write(b)
@@ -52,16 +54,20 @@ class Sink(io.RawIOBase):
 
     @property
     def sha256(self) -> str:
-        return self._sha.hexdigest()
+        return self._sha if isinstance(self._sha, str) else self._sha.hexdigest()
 
     def finish(self) -> None:
         if self._state == "open":
             self._finish()
             self._state = "finished"
+            # A finished sink waits for its unit's commit, maybe beside 100,000 others: keep the
+            # digest, not the hash state (OpenSSL memory that Python's allocator does not see).
+            self._sha = self._sha.hexdigest()
 
     def commit(self) -> None:
         self.finish()
         if self._state == "finished":
+            stop.check()  # nothing is published after a stop was requested
             self._commit()
             self._state = "committed"
 
@@ -130,5 +136,5 @@ class OutputSet:
                     sink.commit()
                     self.outputs.append(sink.result(name))
         finally:
-            for _, sink in self._pending:
+            for _, sink in reversed(self._pending):  # the last created first: it may sit in a folder an earlier one made
                 sink.close()  # aborts whatever was not committed

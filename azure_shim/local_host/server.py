@@ -185,6 +185,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # whatever else the client sent is not read
         self._send(status, json.dumps({"error": error}))
 
+    def _linger(self) -> None:
+        """After refusing a body unread: stop writing and discard what the client still sends, for a
+        moment, so that it reads our answer instead of a connection reset (a lingering close)."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1.0)
+            for _ in range(64):  # at most 4 MiB
+                if not self.connection.recv(65536):
+                    break
+        except OSError:
+            pass
+
     def _body(self) -> bytes | None:
         """The request body, or None after answering a refusal (not JSON, too big, no length)."""
         if self.command == "POST":
@@ -201,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if not 0 <= length <= MAX_BODY:
             self._refuse(413, f"the body must be at most {MAX_BODY} bytes")
+            self._linger()
             return None
         data = self.rfile.read(length)
         if len(data) != length:
@@ -331,9 +344,12 @@ def _checked_start_input(body: bytes) -> str | None:
     from pipeline.config import ConfigError
     from pipeline.request import validate_request
 
-    data = json.loads(body) if body.strip() else None
-    # The SDK posts its df_dumps'ed input as a JSON string; the extension keeps that text.
-    parsed = json.loads(data) if isinstance(data, str) else data
+    try:
+        data = json.loads(body) if body.strip() else None
+        # The SDK posts its df_dumps'ed input as a JSON string; the extension keeps that text.
+        parsed = json.loads(data) if isinstance(data, str) else data
+    except (ValueError, RecursionError):
+        raise ValueError("the orchestration input is not a JSON document this service reads") from None
     try:
         validate_request(parsed, "orchestration input")
     except ConfigError as exc:

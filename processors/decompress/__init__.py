@@ -7,12 +7,13 @@ overwrites the same names. All members of one archive are committed together."""
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 
 from mounters import open_source
 from mounters.base import member_matcher, safe_relative
 from pipeline.errors import LimitExceeded, MemberError  # MemberError: re-exported
-from processors.decompress.limits import ArchiveBudget, copy_counted, counted
-from processors.stream import source_stats
+from processors.decompress.limits import ArchiveBudget, counted
+from processors.stream import copy_stream, source_stats
 from writers import OutputSet
 
 
@@ -44,10 +45,23 @@ def declared_report(cfg, entries, size: int | None) -> dict:
                        for n, b, c in selected[:DRY_RUN_LISTED]]}
 
 
+class NotExtracted:
+    """Yielded instead of a stream for a member not extracted by design (a symlink, a device, a
+    fifo): the unit's result lists it by name, so every member is accounted for."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+NOT_EXTRACTED_LISTED = 1000  # names listed in a unit's result (the count covers them all)
+
+
 def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[str, ...]) -> dict:
-    """Shared driver: `members_of(f, wanted, budget)` yields (member name, readable stream) pairs in
-    archive order; `wanted(name)` tells whether the members filter selects a member (zip checks those
-    up front); `budget` (limits.ArchiveBudget) is told what the archive declares, as it declares it."""
+    """Shared driver: `members_of(f, wanted, budget, reopen)` yields (member name, readable stream or
+    NotExtracted or None when not wanted) pairs; `wanted(name)` tells whether the members filter
+    selects a member (zip checks those up front); `budget` (limits.ArchiveBudget) is told what the
+    archive declares, as it declares it; `reopen()` reads the archive again from its start (a
+    context manager; a tar's hardlinks are copied from their targets in a second pass)."""
     from processors.stream import replace_suffix
 
     cfg = processor.processor_config
@@ -55,7 +69,17 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
     stem = replace_suffix(src["name"], suffixes)
     wanted = member_matcher(cfg.members)
     skipped = 0
+    not_extracted = []
     files, folders = {}, {}  # output path -> member name, folder path -> member that needs it
+    counters = []  # a streamed archive's bytes read, every pass
+
+    @contextmanager
+    def reopen():
+        with open_source(src["location"], seekable=seekable) as again:
+            reader, counter = counted(again)
+            counters.append(counter)
+            yield reader
+
     with open_source(src["location"], seekable=seekable) as f, OutputSet() as outs:
         if seekable:  # read at random (zip): ratios are against the whole archive
             size = f.seek(0, io.SEEK_END)
@@ -63,10 +87,14 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
             reader, budget = f, ArchiveBudget(cfg.limits, lambda: size)
         else:  # streamed (tar): against the bytes of it read so far
             reader, counter = counted(f)
-            budget = ArchiveBudget(cfg.limits, lambda: counter.count)
-        for name, stream in members_of(reader, wanted, budget):
+            counters.append(counter)
+            budget = ArchiveBudget(cfg.limits, lambda: sum(c.count for c in counters))
+        for name, stream in members_of(reader, wanted, budget, reopen):
             if not wanted(name):
                 skipped += 1
+                continue
+            if isinstance(stream, NotExtracted):
+                not_extracted.append({"name": name, "kind": stream.kind})
                 continue
             rel = safe_relative(name, "member")
             # A file and a folder of one name ('a' and 'a/b') cannot both be committed; find it now,
@@ -81,13 +109,17 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
                 folders.setdefault(p, name)
             try:
                 with outs.create(dest, f"{stem}/{rel}") as sink:
-                    copy_counted(stream, sink, budget, name)
+                    copy_stream(stream, sink, charge=lambda n: budget.add(n, name))
             except (MemberError, LimitExceeded):
                 raise
             except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
                 raise MemberError(f"member {name!r}: {type(exc).__name__}: {exc}") from exc
         stats = source_stats(f, src)
-    return {**stats, "outputs": outs.outputs, "members_skipped": skipped}
+    result = {**stats, "outputs": outs.outputs, "members_skipped": skipped}
+    if not_extracted:
+        result["members_not_extracted"] = len(not_extracted)
+        result["not_extracted"] = not_extracted[:NOT_EXTRACTED_LISTED]
+    return result
 
 
 

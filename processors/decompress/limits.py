@@ -70,19 +70,6 @@ class ArchiveBudget:
                        f"{self.compressed()} bytes read of it", "max_ratio", name)
 
 
-def copy_counted(src, dst, budget: ArchiveBudget, name: str | None, buffer_size: int = 1 << 20) -> int:
-    """copy_stream, charging every chunk to the archive's budget before it is written."""
-    view = memoryview(bytearray(buffer_size))
-    total = 0
-    while True:
-        n = src.readinto(view)
-        if not n:
-            return total
-        budget.add(n, name)
-        dst.write(view[:n])
-        total += n
-
-
 class CountingReader(io.RawIOBase):
     """The archive's bytes as read: how much of it the decompressor has consumed so far."""
 

@@ -1,5 +1,5 @@
-"""tar and tar.gz/tgz, read as a stream (no seeking): regular files are extracted; links, devices
-and folders are skipped.
+"""tar and tar.gz/tgz, read as a stream (no seeking): regular files are extracted, hardlinks as
+copies of their target; symlinks, devices and fifos are not, and are listed by name in the result.
 
 A truncated archive must fail, never yield fewer members. tarfile on its own ends the member list
 quietly when the data stops at (or inside) a header, and its gzip layer never checks the gzip
@@ -15,7 +15,15 @@ import os
 import tarfile
 import zlib
 
-from processors.decompress import GZIP_MAGIC, MemberError, archive_folder, declared_report, extract, sniff
+from processors.decompress import (
+    GZIP_MAGIC,
+    MemberError,
+    NotExtracted,
+    archive_folder,
+    declared_report,
+    extract,
+    sniff,
+)
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _READ = 64 << 10  # tarfile's read size: its default (10 KiB) is slow, larger is slow for small members
@@ -33,7 +41,8 @@ class _StrictTarInfo(tarfile.TarInfo):
                                     f"(truncated or damaged: {exc})") from None
 
 
-def members(f, wanted, budget):
+def _entries(f):
+    """(TarInfo, archive) of every entry, in order; a damaged or truncated archive raises MemberError."""
     head, stream = sniff(f, len(GZIP_MAGIC))
     gz = gzip.GzipFile(fileobj=stream, mode="rb") if head == GZIP_MAGIC else None
     try:
@@ -46,14 +55,50 @@ def members(f, wanted, budget):
     with archive:
         try:
             for info in archive:
-                budget.member(info.name, info.size if info.isfile() and wanted(info.name) else None)
-                if info.isfile():
-                    yield info.name, archive.extractfile(info)
+                yield info, archive
             if gz is not None:  # read to the gzip trailer: fails if it is missing, checks the CRC
                 while gz.read(_READ):
                     pass
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise MemberError(f"tar archive is damaged: {exc}") from None
+
+
+def _kind(info: tarfile.TarInfo) -> str:
+    return ("symlink" if info.issym() else "character device" if info.ischr() else "block device" if info.isblk()
+            else "fifo" if info.isfifo() else f"type {info.type!r}")
+
+
+def members(f, wanted, budget, reopen):
+    """Regular files as they come. A hardlink is written as a copy of its target's content: the
+    stream cannot go back to the target, so the archive is read again (once per link to one target)
+    after the first pass, only if it has hardlinks. Symlinks, devices and fifos are not extracted
+    and are listed by name."""
+    regular = set()
+    links: dict[str, list[str]] = {}  # target -> link names, in archive order
+    for info, archive in _entries(f):
+        budget.member(info.name, info.size if info.isfile() and wanted(info.name) else None)
+        if info.isfile():
+            regular.add(info.name)
+            yield info.name, archive.extractfile(info)
+        elif info.isdir():
+            continue
+        elif not wanted(info.name):
+            yield info.name, None
+        elif info.islnk() and info.linkname in regular:
+            links.setdefault(info.linkname, []).append(info.name)
+        elif info.islnk():
+            yield info.name, NotExtracted(f"hardlink to {info.linkname!r}, which is not a regular file before it")
+        else:
+            yield info.name, NotExtracted(_kind(info))
+    while links:
+        with reopen() as again:
+            for info, archive in _entries(again):
+                if info.isfile() and info.name in links:
+                    names = links[info.name]
+                    name = names.pop(0)
+                    if not names:
+                        del links[info.name]
+                    yield name, archive.extractfile(info)
 
 
 def declared(processor, src: dict) -> dict:

@@ -27,7 +27,7 @@ def check_member(info: zipfile.ZipInfo) -> None:
                           "which is not supported (supported: stored, deflate, bzip2, lzma)")
 
 
-def members(f, wanted, budget):
+def members(f, wanted, budget, reopen=None):
     try:
         archive = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, EOFError) as exc:
