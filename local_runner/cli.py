@@ -40,8 +40,8 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
-    if log_format == "text" and not verbose:  # a unit's record only when it did not succeed
-        logging.getLogger("pipeline.telemetry").setLevel(logging.WARNING)
+    if log_format == "text" and not verbose:  # a failure is already said in one line: records only when asked
+        logging.getLogger("pipeline.telemetry").setLevel(logging.CRITICAL + 1)
 
 
 def _version() -> str:

@@ -162,14 +162,17 @@ def test_the_cli_writes_json_lines_without_secrets(tmp_path, dead_port_with_secr
     assert SECRET not in proc.stderr and SECRET not in proc.stdout
 
 
-def test_text_logs_show_only_units_that_did_not_succeed(tmp_path):
-    (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+@pytest.mark.parametrize("good", [True, False])
+def test_text_logs_carry_records_only_when_asked(tmp_path, good):
+    """The default text stderr stays what people read (a failure in one line); -v or json add the records."""
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n' if good else '{"id": 1}\n{broken\n')
     config = tmp_path / "config.json"
     config.write_text(json.dumps(transform_config(tmp_path, {"type": "local", "path": str(tmp_path / "in.jsonl")})))
     proc = run_cli("run", "-q", str(config))
-    assert proc.returncode == 0 and UNIT_EVENT not in proc.stderr
+    assert proc.returncode == (0 if good else 1) and UNIT_EVENT not in proc.stderr and RUN_EVENT not in proc.stderr
+    proc = run_cli("-v", "run", "-q", str(config))
+    assert f" pipeline.telemetry: {UNIT_EVENT} " in proc.stderr and f" pipeline.telemetry: {RUN_EVENT} " in proc.stderr
     proc = run_cli("--log-format", "json", "run", "-q", str(config))
-    assert proc.returncode == 0
     events = [json.loads(line).get("event") for line in proc.stderr.splitlines() if line.startswith("{")]
     assert events.count(UNIT_EVENT) == 1 and events.count(RUN_EVENT) == 1
 
