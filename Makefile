@@ -8,13 +8,31 @@ PYTHON312 ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 pyth
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sample test demo bench schema package clean
+.PHONY: sample test lint lock demo bench schema package clean
 
 sample: $(VENV)/.installed $(VENV)/.native  ## run the bundled sample: a zip of nested JSONL -> CSVs in out/acme/
 	$(PY) -m local_runner run samples/acme/events.json
 
-test: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## the whole test suite (starts Azurite itself)
-	SOURCEMART_REQUIRE_NATIVE=$$(test -e $(VENV)/.native-missing && echo 0 || echo 1) $(PY) -m pytest
+test: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed .venv-airflow2/.installed  ## lint, then the whole test suite (starts Azurite itself)
+	@status=0; $(MAKE) --no-print-directory lint || status=1; SOURCEMART_REQUIRE_NATIVE=$$(test -e $(VENV)/.native-missing && echo 0 || echo 1) $(PY) -m pytest || status=1; exit $$status
+
+
+# Lint: `make lint` runs ruff (a focused rule set: pyflakes, syntax errors, bugbear's likely bugs) on
+# the whole tree and mypy on the core packages (not strict), both configured in pyproject.toml.
+# `make test` runs it first and fails if it fails. `.venv/bin/ruff check --fix .` fixes what ruff can.
+lint: $(VENV)/.installed  ## ruff + mypy (pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# The deploy lock: requirements.lock pins, with hashes, everything requirements.txt installs on
+# Azure (Linux x86_64, Python 3.13), resolved by uv from the package index. Regenerate it whenever
+# requirements.txt changes (a test fails until then: it compares the sha256 noted on its first line).
+# requirements.txt stays what the Functions remote build installs; .venv is installed from the lock.
+lock: .venv-lock/.installed  ## regenerate requirements.lock from requirements.txt
+	.venv-lock/bin/uv pip compile requirements.txt --quiet --generate-hashes --python-version 3.13 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o requirements.lock.tmp
+	{ echo "# requirements.txt sha256: $$(sha256sum requirements.txt | cut -d' ' -f1)"; cat requirements.lock.tmp; } > requirements.lock
+	rm -f requirements.lock.tmp
 
 demo: $(VENV)/.installed $(VENV)/.native node_modules/.installed .venv-airflow3/.installed  ## the whole chain: Azurite, local APIs, serve, Airflow 3.3 (see demo/run.py); Ctrl-C stops it
 	$(PY) -m demo
@@ -39,10 +57,22 @@ package: $(VENV)/.installed  ## the deployable: dist/ (the kernel's manylinux wh
 schema: $(VENV)/.installed  ## regenerate schema/processors.schema.json from the config models
 	$(PY) -m local_runner schema --write schema/processors.schema.json
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# uv in a venv of its own: .venv is installed from the lock, so it cannot be what makes the lock.
+.venv-lock/.installed:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found"; exit 1; }
+	"$(PYTHON)" -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.6,<1"
+	touch $@
+
+# What Azure installs comes from the lock (versions and hashes checked), so the tests run what a
+# deploy runs; the test and lint tools come after it, constrained by it.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or run make PYTHON=/path/to/python3.13"; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	sed -n 's/^\([A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements.lock > $(VENV)/lock-pins.txt  # pins without hashes
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c $(VENV)/lock-pins.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the `sourcemart` command
 	touch $@
 
 # The native JSONL -> CSV kernel (native/, C++ against the CPython C API; g++ and Python's headers).
@@ -76,4 +106,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 node_modules out .pytest_cache .demo dist .python_packages native/build
+	rm -rf $(VENV) .venv-airflow3 .venv-airflow2 .venv-lock node_modules out .pytest_cache .mypy_cache .ruff_cache *.egg-info .demo dist .python_packages native/build

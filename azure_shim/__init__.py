@@ -4,6 +4,7 @@ azure.functions / azure.durable_functions. function_app.py exposes build_app(): 
     http_start          POST /api/pipelines -> validate -> start the "pipeline" orchestration
     orchestrator        "pipeline": the core's pipeline.orchestration.orchestrate, retried activities
     activity_triggers   "list", "copy", "decompress", "transform" -> adapters/ -> the core
+    housekeeping        "purge_history": daily timer, purges finished instances' history
 
 Another cloud means another shim beside this one; the core does not change.
 """
@@ -11,10 +12,11 @@ Another cloud means another shim beside this one; the core does not change.
 import logging
 
 from azure_shim.activity_triggers import bp as activity_triggers
+from azure_shim.housekeeping import bp as housekeeping
 from azure_shim.http_start import bp as http_start
 from azure_shim.orchestrator import bp as orchestrator
 
-BLUEPRINTS = (http_start, orchestrator, activity_triggers)
+BLUEPRINTS = (http_start, orchestrator, activity_triggers, housekeeping)
 
 
 def build_app():

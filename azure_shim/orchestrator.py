@@ -9,8 +9,9 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from azure_shim.names import ORCHESTRATOR
-from pipeline.orchestration import LIST_ACTIVITY, orchestrate
+from pipeline.orchestration import LIST_ACTIVITY
 from pipeline.request import RetryPolicy
+from pipeline.telemetry import observed_orchestration
 
 bp = df.Blueprint()
 
@@ -35,10 +36,24 @@ class RetryingActivities:
     def set_custom_status(self, status) -> None:
         self._context.set_custom_status(status)
 
+    # What pipeline.telemetry reads for the run's record: replay-safe values of the Durable context.
+    @property
+    def instance_id(self) -> str:
+        return self._context.instance_id
+
+    @property
+    def current_utc_datetime(self):
+        return self._context.current_utc_datetime
+
+    @property
+    def is_replaying(self) -> bool:
+        return self._context.is_replaying
+
 
 @bp.function_name(ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context", input_type=dict)
 def pipeline(context: df.DurableOrchestrationContext):
     request = context.get_input()  # pipeline.request.orchestration_input(...), checked by the starter
     retry = RetryPolicy.model_validate(request.get("retry", {}))
-    return (yield from orchestrate(RetryingActivities(context, retry), request))
+    # The core's orchestration, with the run's telemetry record and span (written once, not on replay).
+    return (yield from observed_orchestration(RetryingActivities(context, retry), request))

@@ -3,8 +3,9 @@ mounters/blob.py (sources) and writers/blob.py (destinations).
 
 `connection` names an app setting holding either a connection string or an account URL
 (``https://<account>.blob.core.windows.net``), the latter used with DefaultAzureCredential
-(managed identity in Azure). Clients are cached per setting and value (a rotated connection string
-gets a new client): they pool connections.
+restricted to production credentials (production_credential: managed identity in Azure). Clients
+are cached per setting and value (a rotated connection string gets a new client): they pool
+connections.
 
 Timeouts: every request has a connect and a read timeout (a location's `timeout_s`), and the SDK
 retries a few times with short waits, so a frozen storage endpoint fails the unit in bounded time
@@ -42,13 +43,7 @@ def service_client(setting: str, timeout_s: float = READ_TIMEOUT) -> BlobService
         client = _clients.get((setting, value, timeout_s))
         if client is None:
             if value.startswith("https://") or value.startswith("http://"):
-                try:
-                    from azure.identity import DefaultAzureCredential
-                except ImportError:
-                    raise RuntimeError(
-                        f"app setting {setting!r} is an account URL, which needs the azure-identity package"
-                    ) from None
-                client = BlobServiceClient(account_url=value, credential=DefaultAzureCredential(), **options)
+                client = BlobServiceClient(account_url=value, credential=production_credential(setting), **options)
             else:
                 try:
                     client = BlobServiceClient.from_connection_string(value, **options)
@@ -57,6 +52,21 @@ def service_client(setting: str, timeout_s: float = READ_TIMEOUT) -> BlobService
                                        "(fix the setting)") from None
             _clients[(setting, value, timeout_s)] = client
         return client
+
+
+def production_credential(setting: str = "connection"):
+    """DefaultAzureCredential limited to what exists where the app runs: environment (a service
+    principal), workload identity and managed identity. The developer credentials (Azure CLI,
+    Azure Developer CLI, PowerShell, VS Code, the shared token cache, the broker, a browser) are
+    excluded, so the app never acts as whoever happens to be logged in on its machine."""
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise RuntimeError(f"app setting {setting!r} is an account URL, which needs the azure-identity package") from None
+    return DefaultAzureCredential(
+        exclude_cli_credential=True, exclude_developer_cli_credential=True, exclude_powershell_credential=True,
+        exclude_visual_studio_code_credential=True, exclude_shared_token_cache_credential=True,
+        exclude_interactive_browser_credential=True, exclude_broker_credential=True)
 
 
 def container_client(location: dict) -> ContainerClient:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -120,7 +119,7 @@ def main() -> None:
             for v in versions:
                 results.setdefault(f"airflow{v} full", []).append(parse(v, plan, work))
                 results.setdefault(f"airflow{v} one DAG", []).append(parse(v, plan, work, one))
-        print(f"| Airflow DagBag of dags/ | DAGs | tasks | parse s (median) | rounds | import s |")
+        print("| Airflow DagBag of dags/ | DAGs | tasks | parse s (median) | rounds | import s |")
         print("|---|---|---|---|---|---|")
         for name, runs in results.items():
             assert all(r["errors"] == 0 for r in runs), runs

@@ -31,12 +31,31 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
+    from pipeline.telemetry import JsonFormatter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
+    if log_format == "text" and not verbose:  # a failure is already said in one line: records only when asked
+        logging.getLogger("pipeline.telemetry").setLevel(logging.CRITICAL + 1)
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or the source tree's when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sourcemart")
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
+            return tomllib.load(f)["project"]["version"]
 
 
 def _dump(obj) -> str:
@@ -178,8 +197,8 @@ def cmd_run(args) -> int:
     from local_runner.executor import run_orchestration
     from local_runner.progress import Progress
     from pipeline.activities import ACTIVITIES
-    from pipeline.orchestration import orchestrate
     from pipeline.stop import reason, stop_requested
+    from pipeline.telemetry import observed_orchestration
 
     from pipeline.policy import config_errors, use_local_roots_default
 
@@ -203,7 +222,7 @@ def cmd_run(args) -> int:
             result = dry_run(config)
         else:
             with Progress(enabled=not args.quiet) as progress:
-                result = run_orchestration(orchestrate, {"config": config}, ACTIVITIES, workers=args.workers,
+                result = run_orchestration(observed_orchestration, {"config": config}, ACTIVITIES, workers=args.workers,
                                            on_status=progress.on_status, on_unit_done=progress.on_unit_done)
     except Exception as exc:
         if stop_requested():
@@ -236,9 +255,12 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m local_runner") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="stderr logs as text, or one JSON object per line (telemetry records with their fields)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a sourcemart/table config (local files: under PIPELINE_LOCAL_ROOTS, "
                                    "default the current directory's tree)")
@@ -260,5 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", metavar="FILE")
     p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.log_format)
     return args.func(args)
+
+
+def console() -> None:
+    """The `sourcemart` command (pyproject.toml [project.scripts]): the same CLI."""
+    sys.exit(main(prog="sourcemart"))

@@ -93,7 +93,7 @@ class _Guarded:
         for *_, sockaddr in infos:  # every answer: a name must not mix public and private addresses
             policy.check_address(self.host, self.port, sockaddr[0])
         last: OSError | None = None
-        for family, _, _, _, sockaddr in infos:
+        for _family, _, _, _, sockaddr in infos:
             try:
                 sock = _connection.create_connection((sockaddr[0], self.port), self.timeout,
                                                      source_address=self.source_address,

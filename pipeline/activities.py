@@ -14,6 +14,7 @@ from pipeline.config import Processor, SourceLocation
 from pipeline.errors import is_permanent
 from pipeline.orchestration import LIST_ACTIVITY, UNIT_ACTIVITIES
 from pipeline.policy import PolicyError, check_processor, current
+from pipeline.telemetry import observed_unit
 
 _source_location = TypeAdapter(SourceLocation)
 _processor = TypeAdapter(Processor)
@@ -86,4 +87,5 @@ def run_unit(payload: dict) -> dict:
         return {"failed": str(exc), "outputs": []}
 
 
-ACTIVITIES = {LIST_ACTIVITY: list_units, **{name: run_unit for name in UNIT_ACTIVITIES}}
+# Each unit call logs its telemetry record and span (pipeline.telemetry), under every executor.
+ACTIVITIES = {LIST_ACTIVITY: list_units, **{name: observed_unit(run_unit) for name in UNIT_ACTIVITIES}}

@@ -49,8 +49,6 @@ def _usable(v: str) -> str:
 
 # A name or path: no control characters.
 Text = Annotated[str, AfterValidator(_usable)]
-# An HTTP header name (RFC 9110 token).
-HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
 
 
 class _Strict(BaseModel):

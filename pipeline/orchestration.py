@@ -36,6 +36,7 @@ def orchestrate(ctx, request: dict):
     config = request["config"]
     wave = request.get("max_parallel_units") or DEFAULT_PARALLEL_UNITS
     processors = config["processors"]
+    telemetry = request.get("telemetry")
     steps = []
     previous = None
     for index, processor in enumerate(processors):
@@ -53,6 +54,8 @@ def orchestrate(ctx, request: dict):
             for start in range(0, len(units), wave):
                 ctx.set_custom_status({**where, "stage": "running", "units_done": len(results), "units": len(units)})
                 batch = units[start:start + wave]
+                if telemetry:  # labels and the run's trace for each unit's record and span (pipeline.telemetry)
+                    batch = [{**u, "telemetry": telemetry} for u in batch]
                 done = yield ctx.task_all([ctx.call_activity(processor["processor_name"], u) for u in batch])
                 results += done
                 failed = next((r["failed"] for r in done if "failed" in r), None)

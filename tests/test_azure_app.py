@@ -63,7 +63,7 @@ def test_get_functions_lists_every_function_with_its_bindings():
 
     found = bindings_by_function(build_app().get_functions())
     assert set(found) == {"start_pipeline", "pipeline_status", "terminate_pipeline", "pipeline", "list", "copy",
-                          "decompress", "transform"}
+                          "decompress", "transform", "purge_history"}
     for name, route, method in (("pipeline_status", "pipelines/{instance_id}", "GET"),
                                 ("terminate_pipeline", "pipelines/{instance_id}/terminate", "POST")):
         req = found[name]["req"]  # the function key, as the starter: no system key in what Airflow polls
@@ -77,6 +77,10 @@ def test_get_functions_lists_every_function_with_its_bindings():
     assert found["pipeline"] == {"context": {"name": "context", "type": "orchestrationTrigger", "direction": "IN"}}
     for activity in ("list", "copy", "decompress", "transform"):
         assert found[activity] == {"payload": {"name": "payload", "type": "activityTrigger", "direction": "IN"}}
+    purge = found["purge_history"]
+    assert purge["timer"]["type"] == "timerTrigger" and purge["timer"]["schedule"] == "0 30 2 * * *"
+    assert purge["timer"]["runOnStartup"] is False
+    assert purge["client"] == {"name": "client", "type": "durableClient", "direction": "IN"}
 
 
 def test_the_real_worker_indexes_the_app():
@@ -84,8 +88,9 @@ def test_the_real_worker_indexes_the_app():
     assert "error" not in result, result
     by_name = {f["name"]: f for f in result["functions"]}
     assert set(by_name) == {"start_pipeline", "pipeline_status", "terminate_pipeline", "pipeline", "list", "copy",
-                            "decompress", "transform"}
+                            "decompress", "transform", "purge_history"}
     assert by_name["pipeline_status"]["bindings"] == by_name["start_pipeline"]["bindings"]
+    assert by_name["purge_history"]["bindings"] == {"timer": ["timerTrigger", 0], "client": ["durableClient", 0]}
     assert by_name["start_pipeline"]["bindings"] == {"req": ["httpTrigger", 0], "client": ["durableClient", 0],
                                                      "$return": ["http", 1]}
     assert by_name["pipeline"]["bindings"] == {"context": ["orchestrationTrigger", 0]}

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from pipeline.request import orchestration_input, validate_request
+from pipeline.telemetry import traceparent
 
 T0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc)
 
@@ -112,7 +113,11 @@ def test_fan_out_with_out_of_order_completions():
     state = h.replay()
     fanned = flat(state["actions"])[1:]
     assert [a["functionName"] for a in fanned] == ["transform"] * 3
-    assert [json.loads(a["input"]) for a in fanned] == units(3)
+    inputs = [json.loads(a["input"]) for a in fanned]
+    assert [{k: v for k, v in u.items() if k != "telemetry"} for u in inputs] == units(3)
+    # Each unit carries the run's labels and trace for its telemetry record and span (pipeline.telemetry).
+    assert all(u["telemetry"] == {"run_id": "i-1", "sourcemart": "acme", "table": "events",
+                                  "traceparent": traceparent("i-1")} for u in inputs)
     assert state["customStatus"]["stage"] == "running" and state["customStatus"]["units"] == 3
     h.scheduled((1, "transform"), (2, "transform"), (3, "transform"))
     for event_id, rows in [(3, 30), (1, 10)]:  # the last unit first, then the first: still waiting

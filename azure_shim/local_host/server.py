@@ -7,8 +7,9 @@ and tests (an Airflow DAG can run against it on a laptop). Production is Azure D
     GET  /runtime/webhooks/durabletask/instances/{id}     statusQueryGetUri: 202 Pending/Running,
                                                           200 Completed/Failed/Terminated, 404 unknown
     POST /rpc-<token>/durabletask/orchestrators/{name}[/{id}]   the extension's RPC that the client
-    GET  /rpc-<token>/durabletask/instances/{id}                calls (start, status, terminate),
-    POST /rpc-<token>/durabletask/instances/{id}/terminate      served by TaskHub
+    GET  /rpc-<token>/durabletask/instances/{id}                calls (start, status, terminate,
+    POST /rpc-<token>/durabletask/instances/{id}/terminate      purge), served by TaskHub
+    DELETE /rpc-<token>/durabletask/instances/[{id}]            (purge also under /runtime/webhooks/)
 
 The starter's client binding points its rpcBaseUrl back at this server, so the same start code
 (validation, the operator's policy, idempotent instance ids, create_check_status_response) runs
@@ -264,6 +265,27 @@ class _Handler(BaseHTTPRequestHandler):
         status = inst.status()
         self._send(202 if status["runtimeStatus"] in ("Pending", "Running") else 200, json.dumps(status))
 
+    def do_DELETE(self):
+        """Purge history: one instance (instances/{id}) or many (instances/?createdTimeFrom=...)."""
+        kind = self._authorized()
+        if kind is None or self._body() is None:
+            return
+        rest = self._rest(kind, "instances/")
+        if rest is None:
+            return self._send(404, json.dumps({"error": "no such route"}))
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        try:
+            window = {k: _utc(query[name]) for k, name in (("created_from", "createdTimeFrom"),
+                                                            ("created_to", "createdTimeTo")) if query.get(name)}
+        except ValueError as exc:
+            return self._send(400, json.dumps({"ExceptionMessage": str(exc)[:200]}))
+        if not rest and "created_from" not in window:
+            return self._send(400, json.dumps({"ExceptionMessage": "createdTimeFrom is required"}))
+        statuses = set(query["runtimeStatus"].split(",")) if query.get("runtimeStatus") else None
+        deleted = self.server.hub.purge(rest or None, statuses=statuses, **window)
+        # The extension answers 404 when nothing matched.
+        self._send(200 if deleted else 404, json.dumps({"instancesDeleted": deleted}))
+
     def do_POST(self):
         kind = self._authorized()
         if kind is None:
@@ -332,6 +354,13 @@ def _route_pattern(route: str) -> re.Pattern:
     if any("{" in p or "}" in p for p in parts[::2]):
         raise ValueError(f"route {route!r}: only plain {{name}} parameters are supported here")
     return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)))
+
+
+def _utc(text: str):
+    import datetime as dt
+
+    when = dt.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _checked_start_input(body: bytes) -> str | None:

@@ -157,6 +157,25 @@ class TaskHub:
             raise TimeoutError(f"instance {instance_id} did not finish in {timeout} s")
         return inst
 
+    def purge(self, instance_id: str | None = None, created_from: dt.datetime | None = None,
+              created_to: dt.datetime | None = None, statuses: set[str] | None = None) -> int:
+        """Forget instances, as the extension's purge does: one finished instance by id, or every
+        instance created in [created_from, created_to) whose status is in `statuses`. Like the Azure
+        Storage backend, a purge by time with no status filter takes running instances too (which is
+        why the housekeeping function names the finished states). Returns how many were purged."""
+        with self._lock:
+            if instance_id:
+                inst = self._instances.get(instance_id)
+                doomed = [inst] if inst is not None and inst.runtime_status not in RUNNING_STATES else []
+            else:
+                doomed = [i for i in self._instances.values()
+                          if (statuses is None or i.runtime_status in statuses)
+                          and (created_from is None or dt.datetime.fromisoformat(i.created) >= created_from)
+                          and (created_to is None or dt.datetime.fromisoformat(i.created) < created_to)]
+            for inst in doomed:
+                del self._instances[inst.instance_id]
+        return len(doomed)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 

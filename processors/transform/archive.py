@@ -29,7 +29,8 @@ from processors.stream import replace_suffix
 _SUFFIXES = {"zip": (".zip",), "tar": (".tar.gz", ".tgz", ".tar"), "tar.gz": (".tar.gz", ".tgz", ".tar"),
              "gzip": (".gz", ".gzip")}
 # A member that fails while it is read (bad deflate data, a CRC mismatch, a cut-off stream).
-_READ_ERRORS = (zlib.error, isal_zlib.error, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, tarfile.TarError)
+_READ_ERRORS: tuple[type[BaseException], ...] = (zlib.error, isal_zlib.error, zipfile.BadZipFile, EOFError,
+                                               gzip.BadGzipFile, tarfile.TarError)
 _RAW = 64 << 10  # compressed bytes per read of a zip member
 _OUT = 1 << 20  # at most this much inflated per read (a highly compressed member stays bounded)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import re
 import threading
 from contextlib import ExitStack, contextmanager
 
