@@ -77,21 +77,24 @@ def _json(status_code: int, body) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status_code, mimetype="application/json")
 
 
-def _instance_id(req: func.HttpRequest) -> str | None:
-    value = req.route_params.get("instance_id") or ""
-    return value if re.fullmatch(INSTANCE_ID_PATTERN, value) else None
+async def _existing(req: func.HttpRequest, client: df.DurableOrchestrationClient, **options):
+    """(instance id, its status) named by the route, or (None, the 400/404 answer to give)."""
+    instance_id = req.route_params.get("instance_id") or ""
+    if not re.fullmatch(INSTANCE_ID_PATTERN, instance_id):
+        return None, _json(400, {"error": f"an instance id matches {INSTANCE_ID_PATTERN}"})
+    status = await client.get_status(instance_id, **options)
+    if status is None or status.runtime_status is None:
+        return None, _json(404, {"error": f"no instance {instance_id}"})
+    return instance_id, status
 
 
 @bp.function_name(STATUS)
 @bp.route(route=STATUS_ROUTE, methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def pipeline_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    instance_id = _instance_id(req)
+    instance_id, status = await _existing(req, client, show_input=True)
     if instance_id is None:
-        return _json(400, {"error": f"an instance id matches {INSTANCE_ID_PATTERN}"})
-    status = await client.get_status(instance_id, show_input=True)
-    if status is None or status.runtime_status is None:
-        return _json(404, {"error": f"no instance {instance_id}"})
+        return status
     body = status.to_json()
     body.pop("history", None)
     return _json(202 if status.runtime_status in _IN_PROGRESS else 200, body)
@@ -101,12 +104,9 @@ async def pipeline_status(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.route(route=TERMINATE_ROUTE, methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def terminate_pipeline(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    instance_id = _instance_id(req)
+    instance_id, status = await _existing(req, client)
     if instance_id is None:
-        return _json(400, {"error": f"an instance id matches {INSTANCE_ID_PATTERN}"})
-    status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None:
-        return _json(404, {"error": f"no instance {instance_id}"})
+        return status
     if status.runtime_status not in _IN_PROGRESS:
         return _json(410, {"error": f"instance {instance_id} is {status.runtime_status.value}: nothing to terminate"})
     reason = (req.params.get("reason") or "terminated by its caller")[:200]

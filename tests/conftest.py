@@ -170,12 +170,28 @@ class FailingReader(io.RawIOBase):
 
 
 @contextlib.contextmanager
+def local_http_server(handler):
+    """A real HTTP server on 127.0.0.1 (a free port) answering with `handler`, in a thread; yields it
+    (its base URL is f"http://127.0.0.1:{server.server_address[1]}") and stops it afterwards."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
 def http_file(body: bytes, name: str = "feed.jsonl", before=None):
     """A one-file HTTP source on 127.0.0.1 serving `body` at /<name>. before(n), if given, runs as
     the n-th GET (1-based) arrives; it may block, or return an HTTP status to answer instead.
     Yields the URL."""
     import http.server
-    import threading
 
     gets = []
 
@@ -194,10 +210,5 @@ def http_file(body: bytes, name: str = "feed.jsonl", before=None):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with local_http_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
-    finally:
-        server.shutdown()
-        server.server_close()

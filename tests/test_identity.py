@@ -12,11 +12,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, local_http_server
 
 SCOPE = "https://storage.azure.com/.default"
 
@@ -59,12 +58,9 @@ def identity_endpoint():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/msi/token"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with local_http_server(Handler) as server:
+        state["url"] = f"http://127.0.0.1:{server.server_address[1]}/msi/token"
+        yield state
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, local_http_server
 
 CHILD = textwrap.dedent("""
     import json, sys
@@ -75,15 +74,13 @@ def test_records_and_spans_reach_the_ingestion_endpoint(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     (tmp_path / "in.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
     config = {"sourcemart": "acme", "table": "events", "processors": [
         {"processor_name": "transform", "processor_type": "JSONL",
          "processor_config": {"src": {"type": "local", "path": str(tmp_path / "in.jsonl")},
                               "dest": {"type": "local", "path": f"{tmp_path}/out/"},
                               "columns": [{"name": "id", "path": "id"}]}}]}
-    try:
+    with local_http_server(Ingestion) as server:
         loaded, proc = run_app({
             "PIPELINE_AZURE_MONITOR": "true",
             "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
@@ -95,9 +92,7 @@ def test_records_and_spans_reach_the_ingestion_endpoint(tmp_path):
             # out; this test is about what gets exported, so every span is kept.
             "OTEL_TRACES_SAMPLER": "always_on",
         }, json.dumps(config))
-    finally:
-        server.shutdown()
-        server.server_close()
+
     assert loaded == {"distro": True, "sdk": True}
     messages = [e["data"]["baseData"] for e in received if e["data"]["baseType"] == "MessageData"]
     assert messages and all(m["message"].startswith("pipeline.") for m in messages), messages  # "pipeline" loggers only
