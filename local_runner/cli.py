@@ -116,13 +116,15 @@ def dry_run(config: dict) -> dict:
 
 def report_rejects(rejects: dict | None, shown: int = 10) -> None:
     """Rejected lines on stderr: a run that dropped lines within its budget still says so."""
+    from processors.transform.budget import reject_place
+
     if not rejects or not rejects["lines"]:
         return
     print(f"warning: {rejects['lines']} line(s) rejected in {rejects['files']} file(s) (manifest: rejects)",
           file=sys.stderr)
     for f in rejects["listed"][:shown]:
         first = f["first_reject"] or {}
-        print(f"  {f['src']}: {f['rejects']} rejected, first at line {first.get('line')}: {first.get('error')}",
+        print(f"  {f['src']}: {f['rejects']} rejected, first at {reject_place(first)}: {first.get('error')}",
               file=sys.stderr)
     if rejects["files"] > shown:
         print(f"  ... and {rejects['files'] - shown} more file(s)", file=sys.stderr)

@@ -190,8 +190,39 @@ class Column(_Strict):
 DEFAULT_REJECT_RATIO = 0.01
 
 
+def _text_codec(v: str, what: str) -> str:
+    """A Python text codec's name (bytes-to-bytes codecs such as hex, base64, zlib are refused)."""
+    import codecs
+
+    try:
+        info = codecs.lookup(v)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise ValueError(f"unknown encoding {v!r}") from None
+    if not info._is_text_encoding:  # hex, base64, rot13, zlib: bytes-to-bytes codecs
+        raise ValueError(f"{v!r} is not a text encoding (use {what})")
+    return v
+
+
+# The transform's input formats (processors/transform/formats/: one reader module each).
+InputFormat = Literal["jsonl", "jsonl_arrays", "json"]
+
+
 class JsonlTransformConfig(_StepConfig):
+    """The transform: JSON records (JSON Lines, array rows, or one JSON document) -> CSV."""
+
     columns: list[Column] = Field(min_length=1)
+    input_format: InputFormat = Field(
+        default="jsonl", description="jsonl: one JSON object per line; jsonl_arrays: one JSON array per line "
+                                     "(column paths start with an index, or a header_row name); json: one "
+                                     "document holding an array of records (top level, or at records_path), "
+                                     "parsed incrementally.")
+    header_row: bool = Field(default=False, description="With jsonl_arrays: the first line names the columns "
+                                                        "(column paths may start with those names).")
+    records_path: Text | None = Field(
+        default=None, description="With json: dotted path of the array of records ('statuses', 'data.items'); "
+                                  "null: the document is itself an array of records.")
+    input_encoding: str = Field(default="utf-8", description="Input text encoding: utf-8 (a BOM is dropped), "
+                                                             "utf-16 (with BOM), utf-16-le, latin-1, cp1252, ...")
     header: bool = True
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     quoting: Literal["minimal", "all", "nonnumeric", "none"] = "minimal"
@@ -226,14 +257,18 @@ class JsonlTransformConfig(_StepConfig):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v: str) -> str:
-        import codecs
+        return _text_codec(v, "utf-8, utf-8-sig, cp1252, ...")
 
-        try:
-            info = codecs.lookup(v)
-        except (LookupError, ValueError):  # ValueError: a NUL in the name
-            raise ValueError(f"unknown encoding {v!r}") from None
-        if not info._is_text_encoding:  # hex, base64, rot13, zlib: bytes-to-bytes codecs, not a CSV encoding
-            raise ValueError(f"{v!r} is not a text encoding (use utf-8, utf-8-sig, cp1252, ...)")
+    @field_validator("input_encoding")
+    @classmethod
+    def _known_input_encoding(cls, v: str) -> str:
+        return _text_codec(v, "utf-8, utf-16, latin-1, cp1252, ...")
+
+    @field_validator("records_path")
+    @classmethod
+    def _records_segments(cls, v: str | None) -> str | None:
+        if v is not None and (v == "" or any(s == "" for s in v.split("."))):
+            raise ValueError("must be non-empty keys separated by '.' (null: the document is itself the array)")
         return v
 
     @model_validator(mode="after")
@@ -268,6 +303,18 @@ class JsonlTransformConfig(_StepConfig):
                 "max_reject_ratio" if self.max_reject_ratio != DEFAULT_REJECT_RATIO else None
             if budget:
                 raise ValueError(f"@{budget}: only used with on_error skip or quarantine (fail rejects nothing)")
+        if self.header_row and self.input_format != "jsonl_arrays":
+            raise ValueError("@header_row: only used with input_format jsonl_arrays")
+        if self.records_path is not None and self.input_format != "json":
+            raise ValueError("@records_path: only used with input_format json")
+        if self.input_format != "jsonl" and self.engine == "native":
+            raise ValueError(f"@engine: the native kernel reads input_format jsonl only; {self.input_format} "
+                             "runs on the Python path (use engine 'auto')")
+        if self.input_format == "jsonl_arrays" and not self.header_row:
+            for i, c in enumerate(self.columns):
+                if not c.segments[0].isdigit():
+                    raise ValueError(f"@columns[{i}].path: with jsonl_arrays and no header_row a path starts "
+                                     f"with a column index ('0', '3.name'), not {c.segments[0]!r}")
         if self.archive is None and self.members != "*":
             raise ValueError("@members: only used with archive (a transform whose src is an archive)")
         return self
@@ -294,6 +341,9 @@ class TransformProcessor(_Processor):
     processor_type: Literal["JSONL"]
     processor_config: JsonlTransformConfig
 
+
+# The transform's config, whatever its input format (the class keeps its first name: code imports it).
+TransformConfig = JsonlTransformConfig
 
 _PROCESSORS = {"copy": CopyProcessor, "decompress": DecompressProcessor, "transform": TransformProcessor}
 

@@ -39,7 +39,8 @@ def test_every_line_rejected_fails_and_publishes_nothing(tmp_path):
     for on_error, extra in (("skip", {}), ("quarantine", {"rejects": {"type": "local", "path": f"{tmp_path}/rejects/"}})):
         proc = run(tmp_path, cfg(tmp_path, on_error=on_error, **extra))
         assert proc.returncode == 1, (on_error, proc.stdout)
-        assert "arrays.jsonl: all 50 lines were rejected (first: line 1: not a JSON object)" in proc.stderr
+        assert "arrays.jsonl: all 50 lines were rejected (first: line 1: not a JSON object; its rows are " \
+               'JSON arrays, not objects: set "input_format": "jsonl_arrays"' in proc.stderr
         assert "nothing was published" in proc.stderr and proc.stdout == ""
         assert published(tmp_path) == []
 

@@ -7,11 +7,18 @@ from __future__ import annotations
 from pipeline.errors import LimitExceeded
 
 
+def reject_place(first_reject: dict) -> str:
+    """Where a reject was: a line, or a JSON document's record (input_format json)."""
+    if first_reject.get("line") is not None:
+        return f"line {first_reject['line']}"
+    return f"record {first_reject.get('record')} (at or before byte {first_reject.get('byte')})"
+
+
 def check_reject_budget(cfg, rows: int, rejects: int, first_reject: dict | None) -> None:
     if not rejects:
         return
     lines = rows + rejects
-    first = f" (first: line {first_reject['line']}: {first_reject['error']})" if first_reject else ""
+    first = f" (first: {reject_place(first_reject)}: {first_reject['error']})" if first_reject else ""
     if rows == 0:
         why = f"all {rejects} lines were rejected{first}; no rows were converted"
     elif cfg.max_rejects is not None and rejects > cfg.max_rejects:

@@ -1,6 +1,8 @@
-"""transform JSONL -> CSV, streamed in chunks of whole lines (about 256 KiB each).
+"""transform JSON records -> CSV: JSONL streamed in chunks of whole lines (about 256 KiB each);
+other input formats (array rows, one JSON document) and input encodings through the readers in
+processors/transform/formats/ and processors/transform/encoding.py.
 
-Two paths write the same bytes: the native kernel (processors/transform/kernel.py, C++, GIL
+For JSONL, two paths write the same bytes: the native kernel (processors/transform/kernel.py, C++, GIL
 released, on `threads` converter threads) and the pure-Python path below, which also does every
 chunk the kernel refuses. The rest of this docstring is the Python path.
 
@@ -15,6 +17,10 @@ Values: strings as they are; integers exactly (big ones too); other numbers as t
 that reads back as the same double (1.10 -> 1.1, 1e5 -> 100000.0, 1e16 -> 1e+16); booleans `true`/`false`;
 lists and objects as compact JSON; JSON null as `null_text`; a missing key, or a path through
 something that is not an object, as empty.
+
+Other input formats go through the Python path: their readers yield parsed records, which
+Converter.emit writes with the same generated function (a JSON document's non-integer numbers
+arrive as Decimal and are written as the same shortest float text).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import math
 import threading
 from contextlib import ExitStack, contextmanager
+from decimal import Decimal
 
 import orjson
 
@@ -34,6 +41,8 @@ from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
 
+from .encoding import InputEncodingError, utf8_stream
+from .formats import Records, Reject, Where, reader_for
 from .kernel import cores, kernel_for
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
@@ -114,19 +123,45 @@ def exact_loads(line: bytes):
 
 def _dumps_big(value) -> str:
     """Lists/objects holding an integer beyond 64 bits (from the exact parser), which orjson refuses."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_decimal_float)
 
 
-def build_line_function(columns, fmt: CsvFormat, null_text: str):
+def _decimal_float(value) -> float:
+    """A JSON document's non-integer number (ijson gives Decimal) as the double orjson would parse;
+    out of range, it is an error, as orjson's parser makes it one."""
+    if value.__class__ is Decimal:
+        f = float(value)
+        if math.isinf(f):
+            raise ValueError(f"number {value} is out of range")
+        return f
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _decimal_text(value) -> str:
+    return orjson.dumps(_decimal_float(value)).decode()
+
+
+def _dumps_decimals(value) -> bytes:
+    try:
+        return orjson.dumps(value, default=_decimal_float)
+    except orjson.JSONEncodeError as exc:  # out of range: a bad record, not an unencodable one
+        if isinstance(exc.__cause__, ValueError):
+            raise exc.__cause__ from None
+        raise
+
+
+def build_line_function(columns, fmt: CsvFormat, null_text: str, decimals: bool = False):
     """Generate `lines(objs) -> str`: the CSV text of those objects, one inlined path per column.
 
     Per value, by type: str (escaped only if needed), int (str), float (orjson's shortest
     round-trip text: 3x faster than repr), list/object (compact JSON, escaped), and the constants
-    true/false/null/missing (escaped once, here)."""
+    true/false/null/missing (escaped once, here). decimals: values may also be decimal.Decimal (a
+    JSON document's non-integer numbers), written as the float text above."""
     distinguish_null = null_text != ""
     minimal = fmt.quoting == "minimal"
     env = {"MISSING": MISSING, "BadLine": BadLine, "NEEDS": fmt.needs_quote, "Q": fmt.quote, "TEXT": fmt.text,
-           "NUM": fmt.number, "DUMPS": orjson.dumps, "DUMPS_BIG": _dumps_big,
+           "NUM": fmt.number, "DUMPS": _dumps_decimals if decimals else orjson.dumps,
+           "DUMPS_BIG": _dumps_big, "DEC": Decimal, "DEC_TEXT": _decimal_text,
            "CONST": {True: fmt.text("true"), False: fmt.text("false"), None: fmt.text(null_text),
                      MISSING: fmt.text("")}}
     code = ["def lines(objs):", "    out = []", "    append = out.append", "    for o in objs:",
@@ -167,6 +202,7 @@ def build_line_function(columns, fmt: CsvFormat, null_text: str):
             # An int is left for the f-string below to format (same text as str(), one call fewer).
             f"        elif {v}.__class__ is int: " + ("pass" if fmt.quoting != "all" else f"{v} = NUM(str({v}))"),
             f"        elif {v}.__class__ is float: {v} = " + number.format(f"DUMPS({v}).decode()"),
+            *([f"        elif {v}.__class__ is DEC: {v} = " + number.format(f"DEC_TEXT({v})")] if decimals else []),
             f"        elif {v}.__class__ is list or {v}.__class__ is dict:",
             f"            try: {v} = DUMPS({v}).decode()",
             f"            except TypeError: {v} = DUMPS_BIG({v})",
@@ -216,7 +252,10 @@ class Converter:
     a chunk the kernel refuses is redone here, in order, by the Python path."""
 
     def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
-        self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
+        self.reader = reader_for(cfg.input_format)
+        self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text, getattr(self.reader, "DECIMALS", False))
+        self.cfg = cfg
+        self.diagnose = getattr(self.reader, "diagnose", None)  # says what a bad first line suggests
         self.kernel = kernel
         self.threads = threads
         self.on_error = cfg.on_error
@@ -227,26 +266,58 @@ class Converter:
         self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
         self.python_chunks = 0
 
+    def emit(self, records) -> str:
+        """The CSV text of parsed records: every record of every input format that is parsed in
+        Python passes here (the native kernel's chunks are converted in C++ and do not)."""
+        return self.lines_fn(records)
+
     def convert(self, src, out) -> None:
-        """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
+        """src: the source's bytes (any input encoding); out: writers.csv_text.EncodedOutput
+        (write(str), write_utf8(bytes))."""
+        batches = self.reader.batches(utf8_stream(src, self.cfg.input_encoding), self.cfg)
         with gc_paused():
             if self.kernel is None:
-                for body, line_no in chunks(src):
-                    out.write(self._python(body, line_no))
+                for batch in batches:
+                    if batch.__class__ is tuple:  # Lines: (body, line_no)
+                        out.write(self._python(*batch))
+                    elif batch.__class__ is Records:
+                        out.write(self._records(batch))
+                    else:
+                        self._reject(batch)
             elif self.threads <= 1:
-                for body, line_no in chunks(src):
+                for body, line_no in batches:  # with the kernel the reader is jsonl's: Lines only
                     self._write(out, body, line_no, self.kernel.convert(body))
             else:
-                self._parallel(src, out)
+                self._parallel(batches, out)
 
-    def _parallel(self, src, out) -> None:
+    def _records(self, batch: Records) -> str:
+        records = batch.records
+        try:
+            text = self.emit(records)
+            self.rows += len(records)
+            return text
+        except (ValueError, TypeError, RecursionError):  # BadLine (not an object), a number out of range
+            pass
+        out = []
+        for i, record in enumerate(records):
+            try:
+                out.append(self.emit((record,)))
+            except (ValueError, TypeError, RecursionError) as exc:
+                self._bad(batch.where(i), batch.raw(i), exc)
+        self.rows += len(out)
+        return "".join(out)
+
+    def _reject(self, item: Reject) -> None:
+        self._bad(item.where, item.raw, ValueError(item.reason))
+
+    def _parallel(self, batches, out) -> None:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         pending: deque = deque()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
             try:
-                for body, line_no in chunks(src):
+                for body, line_no in batches:
                     if len(pending) > self.threads:
                         self._write(out, *pending.popleft())
                     pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
@@ -275,7 +346,7 @@ class Converter:
         if not long_numbers:
             try:
                 loads = orjson.loads
-                text = self.lines_fn(map(loads, lines))  # lazily: one chunk's objects are never all alive
+                text = self.emit(map(loads, lines))  # lazily: one chunk's objects are never all alive
                 self.rows += len(lines)
                 return text
             except ValueError:  # orjson.JSONDecodeError and BadLine: find the line
@@ -284,27 +355,32 @@ class Converter:
 
     def _slow(self, lines: list[bytes], line_no: int) -> str:
         out = []
-        lines_fn = self.lines_fn
+        emit = self.emit
         for i, line in enumerate(lines, start=line_no + 1):
             if not line or line.isspace():
                 continue  # blank lines (CRLF ones too) are normal input
             try:
                 obj = exact_loads(line) if has_long_number(line) else orjson.loads(line)
-                out.append(lines_fn((obj,)))
+                out.append(emit((obj,)))
             except (ValueError, RecursionError) as exc:
-                self._bad(i, line, exc)
+                self._bad(Where(line=i), line, exc)
         self.rows += len(out)
         return "".join(out)
 
-    def _bad(self, line_no: int, line: bytes, exc: Exception) -> None:
+    def _bad(self, where: Where, raw: bytes, exc: Exception) -> None:
         reason = str(exc).split(": line 1 column")[0]
+        first = self.on_error == "fail" or self.first_reject is None
+        if first and self.diagnose is not None and where.line is not None:
+            reason = self.diagnose(where.line, raw, reason, self.cfg)  # + what the line suggests, once
         if self.on_error == "fail":
-            raise BadLine(reason, line_no) from None
+            if where.line is not None:
+                raise BadLine(reason, where.line) from None
+            raise BadLine(f"{where}: {reason}") from None
         self.rejects += 1
         if self.first_reject is None:
-            self.first_reject = {"line": line_no, "error": reason}
+            self.first_reject = {**where.as_dict(), "error": reason}
         if self.reject is not None:
-            self.reject(line)
+            self.reject(raw)
 
 
 def chunks(src):
@@ -342,7 +418,8 @@ def chunks(src):
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
-    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
+    # The kernel reads JSONL objects (in any input encoding: the others are transcoded to UTF-8 first).
+    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text) if cfg.input_format == "jsonl" else None
     unit = _Unit(cfg, fmt, kernel, cfg.threads or cores())
     with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
             ExitStack() as rejects_stack:
@@ -393,10 +470,11 @@ class _Unit:
                 where = f"member {member!r}: " if member is not None else ""
                 raise DataError(f"{where}output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
-            except BadLine as exc:
+            except (BadLine, InputEncodingError) as exc:
                 if member is None:
                     raise
-                raise BadLine(f"member {member!r} line {exc.line}: {exc}") from None
+                at = f" line {exc.line}" if exc.line is not None else ""
+                raise BadLine(f"member {member!r}{at}: {exc}") from None
         try:  # each file (or member) within its reject budget, before anything is committed
             check_reject_budget(cfg, converter.rows, converter.rejects, converter.first_reject)
         except LimitExceeded as exc:

@@ -1,0 +1,142 @@
+"""json: one JSON document holding an array of records, at the top level or at `records_path`
+('statuses', 'data.items'). The document is parsed incrementally by ijson's C backend (yajl2_c),
+so a 1 GB array converts in the same flat memory as JSONL: only one batch of records is alive.
+
+Records are named by their JSON path (`statuses[12]`) and the byte offset the parser had read up
+to when the record ended (it reads 64 KiB at a time, so the record lies at or before it). A syntax
+error cannot be skipped (nothing after it can be placed), so it fails the unit whatever on_error
+says; a record that is not an object is rejected like a bad line.
+"""
+
+from __future__ import annotations
+
+import ijson
+
+from pipeline.errors import DataError
+
+from . import Records, Where
+
+DECIMALS = True  # ijson gives non-integer numbers as Decimal (exact); the row function writes them as floats
+BATCH = 2000  # records per Records batch
+READ = 64 << 10  # bytes per parser read
+HEAD = 1 << 20  # bytes kept from the start, to say what the document holds when no records are found
+_BOM = b"\xef\xbb\xbf"
+
+
+class JsonDocumentError(DataError):
+    """The document is not valid JSON, or holds no array of records where the config says."""
+
+
+class _Counted:
+    """The source minus a leading UTF-8 BOM, counting the bytes read and keeping the first HEAD."""
+
+    def __init__(self, src):
+        self._src = src
+        self.count = 0
+        self.head = bytearray()
+        self._first = True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        if self._first and data:
+            self._first = False
+            if data.startswith(_BOM):
+                data = data[3:]
+                self.count += 3
+        self.count += len(data)
+        if len(self.head) < HEAD:
+            self.head += data[: HEAD - len(self.head)]
+        return data
+
+
+def batches(src, cfg):
+    path = cfg.records_path
+    label = path or ""
+    prefix = f"{path}.item" if path else "item"
+    reader = _Counted(src)
+    records: list = []
+    ends: list[int] = []
+    index = 0  # records before this batch
+    try:
+        for record in ijson.items(reader, prefix, buf_size=READ):
+            records.append(record)
+            ends.append(reader.count)
+            if len(records) >= BATCH:
+                yield _batch(records, ends, label, index)
+                index += len(records)
+                records, ends = [], []
+    except ijson.JSONError as exc:
+        done = index + len(records)
+        after = f" (after record {label}[{done - 1}])" if done else ""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JsonDocumentError(f"not valid JSON at or before byte {reader.count}{after}: {reason}") from None
+    if records:
+        yield _batch(records, ends, label, index)
+        index += len(records)
+    if index == 0:
+        _no_records(bytes(reader.head), reader.count > len(reader.head), path)
+
+
+def _batch(records: list, ends: list[int], label: str, base: int) -> Records:
+    return Records(records, lambda i: Where(record=f"{label}[{base + i}]", byte=ends[i]),
+                   lambda i: _raw(records[i]))
+
+
+def _raw(record) -> bytes:
+    from processors.transform.jsonl import _dumps_big, _dumps_decimals
+
+    try:
+        return _dumps_decimals(record)
+    except (TypeError, ValueError):
+        return _dumps_big(record).encode()
+
+
+def _no_records(head: bytes, truncated: bool, path: str | None) -> None:
+    """No records were found: fine if the array is there and empty; else say what the document holds."""
+    shape = document_shape(head)
+    if path is None:
+        if shape.top == "array":
+            return
+        hint = f' (its first array of objects is at "{shape.first_records}")' if shape.first_records else ""
+        raise JsonDocumentError(f"the document's top level is {_a(shape.top)}, not an array of records: set "
+                                f'"records_path" to the array of records{hint}')
+    if path in shape.arrays:
+        return
+    if truncated:
+        hint = "in its first MiB, " if not shape.first_records else \
+            f'in its first MiB the first array of objects is at "{shape.first_records}", '
+    else:
+        hint = f'the first array of objects is at "{shape.first_records}", ' if shape.first_records else ""
+    raise JsonDocumentError(f'records_path "{path}" is not an array in the document ({hint}top level: '
+                            f"{_a(shape.top)})")
+
+
+def _a(kind: str | None) -> str:
+    return {"object": "an object", "array": "an array", None: "empty"}.get(kind, kind or "empty")
+
+
+class Shape:
+    def __init__(self):
+        self.top: str | None = None
+        self.arrays: list[str] = []  # dotted paths of arrays (not inside arrays), in document order
+        self.first_records: str | None = None  # the first of them whose first item is an object ('' = top)
+
+
+def document_shape(head: bytes) -> Shape:
+    """What the start of a document holds: its top-level type and its arrays (a cut-off head is fine)."""
+    shape = Shape()
+    opened: str | None = None
+    try:
+        for prefix, event, _ in ijson.parse(head):
+            if shape.top is None:
+                shape.top = {"start_map": "object", "start_array": "array"}.get(event, "a " + event)
+            if opened is not None:  # the event after an array opens: its first item, or its end
+                if event == "start_map" and shape.first_records is None:
+                    shape.first_records = opened
+                opened = None
+            if event == "start_array" and "item" not in prefix.split("."):
+                shape.arrays.append(prefix)
+                opened = prefix
+    except ijson.JSONError:
+        pass
+    return shape

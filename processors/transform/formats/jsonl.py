@@ -1,0 +1,59 @@
+"""jsonl: one JSON object per line (the default input format).
+
+Its batches are whole lines (processors.transform.jsonl.chunks), which the native kernel converts
+as they are, or the Python path parses with orjson. `diagnose` adds to the first bad line's error
+what the line suggests when the file is not JSON Lines of objects at all (a multi-line document,
+array rows, another encoding) and which option fixes it.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def batches(src, cfg):
+    from processors.transform.jsonl import chunks
+
+    return chunks(src)
+
+
+def diagnose(line_no: int, line: bytes, reason: str, cfg) -> str:
+    hint = _hint(line_no, line, reason, cfg)
+    return f"{reason}; {hint}" if hint else reason
+
+
+def _hint(line_no: int, line: bytes, reason: str, cfg) -> str | None:
+    from processors.transform.encoding import is_utf8
+
+    utf8 = is_utf8(cfg.input_encoding)
+    if utf8 and (line.startswith(_UTF16_BOMS) or b"\x00" in line):
+        return ('the input looks UTF-16 (it has a UTF-16 byte-order mark or NUL bytes): set "input_encoding": '
+                '"utf-16" (or "utf-16-le" / "utf-16-be" without a byte-order mark)')
+    if utf8:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return (f"the input is not UTF-8 (byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1}): "
+                    'set "input_encoding" to its encoding (e.g. "latin-1" or "cp1252")')
+    stripped = line.strip()
+    if stripped.startswith(b"\xef\xbb\xbf"):
+        stripped = stripped[3:]
+    # Line 1 alone is '{' or '[' (pretty-printed), or it opens something that ends on a later line.
+    if line_no == 1 and (stripped in (b"{", b"[") or "unexpected end of data" in reason.lower()):
+        where = ('; its records under a key: add "records_path" (e.g. "data.items")'
+                 if stripped[:1] == b"{" else "")
+        return ('the file looks like one multi-line JSON document, not JSON Lines: set "input_format": "json"'
+                + where)
+    if line_no == 1 and stripped[:1] == b"[" and isinstance(_parses(stripped), list):  # one odd row later is just bad
+        return ('its rows are JSON arrays, not objects: set "input_format": "jsonl_arrays" (and "header_row": '
+                'true when the first line names the columns)')
+    return None
+
+
+def _parses(text: bytes):
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        return None
