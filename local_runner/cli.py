@@ -1,9 +1,11 @@
-"""python -m local_runner {run,serve,validate,schema}: run a sourcemart/table config on this machine.
+"""python -m local_runner {run,serve,validate,schema,suggest}: run a sourcemart/table config on this machine.
 
   run CONFIG [--dry-run] [--workers N] [--manifest FILE]   run it; print the manifest (JSON)
   serve [--host H] [--port P] [--workers N]               the function app's HTTP contract, locally
   validate CONFIG...                                      check configs; errors name file and JSON path
   schema [--write FILE]                                   print (or write) the config's JSON Schema
+  suggest SOURCE [--rows N] [--format F] [--records-path P] [--input-encoding E] [--report FILE] [--dest D]
+                                                          sample a source; print a transform config for it
 
 Exit codes: 0 done, 1 the run failed, 2 a config is invalid or reaches beyond the policy.
 Relative local paths in a config are relative to the current directory.
@@ -250,6 +252,83 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _source_location(text: str) -> dict:
+    """SOURCE as a location: JSON ({"type": "blob", ...}), an http(s) URL, or a local path."""
+    from pydantic import BaseModel, ConfigDict
+
+    from pipeline.config import SourceLocation, validate_model
+
+    class Source(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        location: SourceLocation
+
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"SOURCE: not valid JSON: {exc.msg}"], "SOURCE") from None
+    elif text.startswith(("http://", "https://")):
+        data = {"type": "http", "url": text}
+    else:
+        data = {"type": "local", "path": text}
+    validate_model(Source, {"location": data}, "SOURCE")
+    return data
+
+
+def cmd_suggest(args) -> int:
+    from pipeline.errors import PipelineError
+    from pipeline.policy import use_local_roots_default
+    from processors.transform.suggest import suggest
+
+    use_local_roots_default([os.getcwd()], "the current directory: the local default; "
+                                            "set PIPELINE_LOCAL_ROOTS to change it")
+    try:
+        if args.rows < 1:
+            raise ConfigError(["--rows: must be at least 1"], "suggest")
+        if args.input_encoding:
+            from pipeline.config import _text_codec
+
+            _text_codec(args.input_encoding, "utf-8, utf-16, latin-1, cp1252, ...")
+        location = _source_location(args.source)
+        config, report = suggest(location, rows=args.rows, input_format=args.format, records_path=args.records_path,
+                                 input_encoding=args.input_encoding, dest=args.dest)
+        load_config_data(config)
+    except ConfigError as exc:
+        print(redact(str(exc)), file=sys.stderr)
+        return 2
+    except (PipelineError, OSError, ValueError) as exc:
+        print(f"suggest failed: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as f:
+            f.write(_dump(report) + "\n")
+    else:
+        _print_report(report)
+    sys.stdout.write(_dump(config) + "\n")
+    return 0
+
+
+def load_config_data(config: dict) -> None:
+    """The suggested config must be one that `validate` accepts (else it is a bug here, said now)."""
+    from pipeline.config import validate_config
+
+    validate_config(json.loads(json.dumps(config)), "the suggested config")
+
+
+def _print_report(report: dict) -> None:
+    fmt = report["input_format"] + (f" records_path={report['records_path']}" if report["records_path"] else "") + \
+        (" header_row" if report["header_row"] else "")
+    print(f"# {report['source']}{' member ' + report['member'] if 'member' in report else ''}: {fmt}, "
+          f"{report['input_encoding']}, {report['records_sampled']} records sampled"
+          f"{', ' + str(report['unparsable']) + ' unparsable' if report['unparsable'] else ''}", file=sys.stderr)
+    width = max((len(c["name"]) for c in report["columns"]), default=4)
+    for c in report["columns"]:
+        types = ",".join(f"{t}:{n}" for t, n in c["types"].items())
+        print(f"  {c['name']:<{width}}  fill {c['fill']:>7.2%}  {types}", file=sys.stderr)
+    for s in report["skipped_paths"]:
+        print(f"  skipped {s['path']!r}: {s['why']}", file=sys.stderr)
+
+
 def cmd_serve(args) -> int:
     from azure_shim.local_host.server import serve
 
@@ -280,6 +359,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m local_runner") ->
     p = sub.add_parser("validate", help="validate configs")
     p.add_argument("configs", nargs="+")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("suggest", help="sample a source; print a transform config for it (types and fill rates "
+                                       "of each column on stderr or in --report)")
+    p.add_argument("source", help="a local path, an http(s) URL, or a location as JSON ({\"type\": \"blob\", ...})")
+    p.add_argument("--rows", type=int, default=1000, help="records sampled (default 1000)")
+    p.add_argument("--format", choices=("jsonl", "jsonl_arrays", "json"), help="input format (default: detected)")
+    p.add_argument("--records-path", help="with json: the array of records (default: the first array of objects)")
+    p.add_argument("--input-encoding", help="input encoding (default: detected)")
+    p.add_argument("--dest", default="out/", help="the config's local destination folder (default out/)")
+    p.add_argument("--report", metavar="FILE", help="write the report (JSON) here instead of stderr")
+    p.set_defaults(func=cmd_suggest)
     p = sub.add_parser("schema", help="print the config JSON Schema")
     p.add_argument("--write", metavar="FILE")
     p.set_defaults(func=cmd_schema)

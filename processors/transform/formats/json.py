@@ -37,6 +37,8 @@ class _Counted:
         self._first = True
 
     def read(self, n: int = -1) -> bytes:
+        if n == 0:  # ijson asks which type read() returns; not every source reads 0 bytes as b""
+            return b""
         data = self._src.read(n)
         if self._first and data:
             self._first = False
