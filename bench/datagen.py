@@ -190,6 +190,28 @@ def write_jsonl(f, target_bytes: int, seed: int = 7, start: int = 0, shape: str 
     return n
 
 
+def write_json_array(f, target_bytes: int, seed: int = 7, records_path: str | None = None,
+                     shape: str = "events") -> int:
+    """One JSON document of at least target_bytes: an array of records (one per line, as an API
+    dump often is), at the top level or under records_path ('data.items'), streamed; return the
+    number of records."""
+    keys = records_path.split(".") if records_path else []
+    f.write(b"".join(b'{"meta": {"source": "datagen"}, "%s": ' % k.encode() for k in keys) + b"[\n")
+    written = n = 0
+    batch = []
+    for line in lines(seed, 0, shape):
+        batch.append(line[:-1])
+        written += len(line) + 1
+        n += 1
+        if len(batch) >= 1000 or written >= target_bytes:
+            f.write((b"" if n == len(batch) else b",\n") + b",\n".join(batch))
+            batch = []
+        if written >= target_bytes:
+            break
+    f.write(b"\n]" + b"}" * len(keys) + b"\n")
+    return n
+
+
 def write_zip(path: str, total_bytes: int, files: int = 3, seed: int = 7,
               compression: int = zipfile.ZIP_DEFLATED, level: int = 1, shape: str = "events") -> int:
     """A zip of `files` JSONL members in nested folders, streamed (never whole in memory)."""

@@ -34,7 +34,7 @@ class Transcoded:
     def __init__(self, src, encoding: str):
         self._src = src
         self._encoding = encoding
-        self._decode = codecs.getincrementaldecoder(encoding)("strict").decode
+        self._decoder = codecs.getincrementaldecoder(encoding)("strict")
         self._offset = 0  # source bytes read before the current chunk
         self._done = False
 
@@ -43,11 +43,12 @@ class Transcoded:
             return b""
         while not self._done:
             raw = self._src.read(_READ if n is None or n < 0 else max(n, 4096))
+            held = len(self._decoder.getstate()[0])  # bytes of a character begun in the previous chunk
             try:
-                text = self._decode(raw, final=not raw)
+                text = self._decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as exc:
                 raise InputEncodingError(
-                    f"input is not valid {self._encoding} near byte {self._offset + exc.start}: {exc.reason} "
+                    f"input is not valid {self._encoding} near byte {self._offset - held + exc.start}: {exc.reason} "
                     '(set "input_encoding" to the encoding the file is written in)') from None
             self._offset += len(raw)
             if not raw:

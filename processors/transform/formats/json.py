@@ -17,7 +17,7 @@ from pipeline.errors import DataError
 from . import Records, Where
 
 DECIMALS = True  # ijson gives non-integer numbers as Decimal (exact); the row function writes them as floats
-BATCH = 2000  # records per Records batch
+BATCH = 500  # records per Records batch (parsed records take ~10x their text: a few MB)
 READ = 64 << 10  # bytes per parser read
 HEAD = 1 << 20  # bytes kept from the start, to say what the document holds when no records are found
 _BOM = b"\xef\xbb\xbf"
