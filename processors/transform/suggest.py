@@ -6,7 +6,8 @@ encoding and format are detected from the first bytes unless given:
 
     encoding   a UTF-16 byte-order mark or NUL bytes -> utf-16 / utf-16-le / utf-16-be; bytes that are
                not UTF-8 -> cp1252 (latin-1 when cp1252 leaves a byte undefined); else utf-8
-    format     line 1 a whole JSON object -> jsonl; a whole array of values -> jsonl_arrays (with
+    format     line 1 a whole JSON object -> jsonl (unless it is the only line and holds an array of
+               objects: then a one-line document, json); a whole array of values -> jsonl_arrays (with
                header_row when it holds distinct names and the next row does not look like it);
                anything else -> json, records_path the first array of objects in the document
 
@@ -21,6 +22,7 @@ report.
 from __future__ import annotations
 
 import codecs
+import glob
 import re
 from itertools import islice
 
@@ -57,7 +59,7 @@ def suggest(location: dict, *, rows: int = 1000, input_format: str | None = None
     src = files[0]
     kind = archive_kind(src["name"])
     with open_source(src["location"], seekable=kind == "zip") as f:
-        member = None
+        member: str | None = None
         stream = f
         if kind is not None:
             from pipeline.config import ArchiveLimits
@@ -83,6 +85,9 @@ def suggest(location: dict, *, rows: int = 1000, input_format: str | None = None
         cfg["input_encoding"] = sample.encoding
     if kind is not None:
         cfg["archive"] = kind
+        if kind != "gzip" and member is not None:  # members like the one sampled (not a README, images...)
+            suffix = next((x for x in _SUFFIXES if member.lower().endswith(x)), None)
+            cfg["members"] = f"**/*{member[-len(suffix):]}" if suffix else glob.escape(member)
     columns, report_columns, skipped = sample.columns()
     cfg["columns"] = columns
     config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": cfg}]}
@@ -351,6 +356,11 @@ def detect_format(body: bytes) -> str:
         raise DataError("the sample is empty: nothing to suggest columns from")
     first = _loads(lines[0])
     if first.__class__ is dict:
+        if len(lines) == 1:  # a one-line document with its records under a key (an API dump), not one row
+            from processors.transform.formats.json import document_shape
+
+            if document_shape(lines[0]).first_records:
+                return "json"
         return "jsonl"
     if first.__class__ is list and not any(v.__class__ is dict for v in first) and \
             (len(lines) < 2 or _loads(lines[1]).__class__ is list):
