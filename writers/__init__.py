@@ -2,6 +2,10 @@
 
     open_sink(folder_location, name) -> Sink   (see writers.base for the commit/abort contract)
 
+Output formats: one module per format, registered in OUTPUT_FORMATS (writers/csv_text.py is CSV,
+the transform's output); each provides SUFFIX, open_output(sink, cfg), text_format(cfg) and NATIVE
+(whether the native kernel writes it).
+
 Modules are imported on first use (azure.storage.blob is heavy; local runs never load it)."""
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from writers.base import OutputSet, Sink
 
 _TYPES = {"local": "writers.local", "blob": "writers.blob"}
 
-__all__ = ["OutputSet", "Sink", "open_sink"]
+OUTPUT_FORMATS = {"csv": "writers.csv_text"}
+
+__all__ = ["OUTPUT_FORMATS", "OutputSet", "Sink", "open_sink", "output_format"]
+
+
+def output_format(name: str = "csv"):
+    try:
+        return importlib.import_module(OUTPUT_FORMATS[name])
+    except KeyError:
+        raise ValueError(f"unknown output format {name!r}") from None
 
 
 def open_sink(folder: dict, name: str) -> Sink:

@@ -1,4 +1,4 @@
-"""The CSV text layer over a binary sink: field quoting (RFC 4180 style: fields holding the
+"""The transform's CSV output format (writers.OUTPUT_FORMATS["csv"]), and the CSV text layer over a binary sink: field quoting (RFC 4180 style: fields holding the
 delimiter, a quote or a line break are quoted, quotes doubled), the line terminator, the output
 encoding (utf-8, utf-8-sig, cp1252, ...) and what to do with characters it lacks.
 
@@ -80,3 +80,24 @@ class EncodedOutput:
             self._sink.write(prefix)
         if data:
             self._sink.write(data)
+
+
+# The output-format interface (writers.output_format): SUFFIX, NATIVE, text_format(cfg) (what the
+# transform's generated row function writes), open_output(sink, cfg).
+SUFFIX = ".csv"
+NATIVE = True  # the native kernel (processors/transform/kernel.py) writes exactly this format's bytes
+
+
+def text_format(cfg) -> CsvFormat:
+    return CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+
+
+def open_output(sink, cfg) -> EncodedOutput:
+    """The output over a sink, its header written (when cfg.header): write(str) takes what the
+    rows function returns, write_utf8(bytes) what the native kernel returns."""
+    fmt = text_format(cfg)
+    out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
+    if cfg.header:
+        out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
+    return out
+

@@ -38,8 +38,8 @@ from mounters import open_source
 from pipeline.errors import DataError, LimitExceeded
 from processors.stream import replace_suffix, source_stats
 from processors.transform.budget import check_reject_budget
-from writers import OutputSet
-from writers.csv_text import CsvFormat, EncodedOutput
+from writers import OutputSet, output_format
+from writers.csv_text import CsvFormat
 
 from .encoding import InputEncodingError, utf8_stream
 from .formats import Records, Reject, Where, reader_for
@@ -83,7 +83,7 @@ MISSING = _Missing()
 
 
 def output_name(src_name: str) -> str:
-    return replace_suffix(src_name, _SUFFIXES, ".csv")
+    return replace_suffix(src_name, _SUFFIXES, output_format().SUFFIX)
 
 
 def rejects_name(src_name: str) -> str:
@@ -417,10 +417,11 @@ def chunks(src):
 
 def run(processor, src: dict) -> dict:
     cfg = processor.processor_config
-    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+    output = output_format()
     # The kernel reads JSONL objects (in any input encoding: the others are transcoded to UTF-8 first).
-    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text) if cfg.input_format == "jsonl" else None
-    unit = _Unit(cfg, fmt, kernel, cfg.threads or cores())
+    native = cfg.input_format == "jsonl" and output.NATIVE
+    kernel = kernel_for(cfg.engine, cfg.columns, output.text_format(cfg), cfg.null_text) if native else None
+    unit = _Unit(cfg, output, kernel, cfg.threads or cores())
     with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
             ExitStack() as rejects_stack:
         if cfg.archive is None:
@@ -442,13 +443,13 @@ def run(processor, src: dict) -> dict:
 class _Unit:
     """One unit's conversions (one source file, or each member of an archive) and their totals."""
 
-    def __init__(self, cfg, fmt: CsvFormat, kernel, threads: int):
-        self.cfg, self.fmt, self.kernel, self.threads = cfg, fmt, kernel, threads
+    def __init__(self, cfg, output, kernel, threads: int):
+        self.cfg, self.output, self.kernel, self.threads = cfg, output, kernel, threads
         self.rows = self.rejects = 0
         self.first_reject: dict | None = None
 
     def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
-        cfg, fmt = self.cfg, self.fmt
+        cfg = self.cfg
         reject = None
         if cfg.on_error == "quarantine":
             rejects_sink = None
@@ -459,13 +460,10 @@ class _Unit:
                     rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), rejects_name(name)))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, fmt, reject, self.kernel, self.threads)
+        converter = Converter(cfg, self.output.text_format(cfg), reject, self.kernel, self.threads)
         with outs.create(cfg.dest.model_dump(), output_name(name)) as sink:
-            out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
-                if cfg.header:
-                    out.write(fmt.line([fmt.text(c.name) for c in cfg.columns]))
-                converter.convert(f, out)
+                converter.convert(f, self.output.open_output(sink, cfg))
             except UnicodeEncodeError as exc:
                 where = f"member {member!r}: " if member is not None else ""
                 raise DataError(f"{where}output encoding {cfg.encoding} cannot represent "

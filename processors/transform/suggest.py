@@ -198,9 +198,11 @@ class _Sample:
     def _json_records(self, reader, rows: int):
         import ijson
 
+        from processors.transform.formats.json import _ijson
+
         prefix = f"{self.records_path}.item" if self.records_path else "item"
         try:
-            for record in islice(ijson.items(_Debommed(reader), prefix), rows):
+            for record in islice(_ijson.items(_Debommed(reader), prefix), rows):
                 if record.__class__ is dict:
                     yield record
                 else:
