@@ -17,6 +17,9 @@ The tree (after httpx's _exceptions.py):
      │    ├── SettingError           an app setting named in the config is not set
      │    ├── DataError              the input is wrong
      │    │    ├── BadLine           a JSONL line that is not a JSON object  (processors.transform.jsonl)
+     │    │    ├── InputError        input that is not what input_format / input_encoding say: a JSON
+     │    │    │                     document's syntax, a missing records_path, a byte invalid in the
+     │    │    │                     encoding  (processors.transform.formats)
      │    │    └── MemberError       an archive member that cannot be extracted  (processors.decompress)
      │    ├── LimitExceeded          a limit the operator sets: archive bytes, ratio, members; rejected lines;
      │    │                          an HTTP source's max_bytes

@@ -166,6 +166,10 @@ def test_json_document_inside_a_zip(tmp_path, reference):
     result = transform(tmp_path, doc, name="a.zip", member="x/dump.json", input_format="json",
                        records_path="data.items")
     assert result["rows"] == 3 and output(result) == reference
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, doc[:-5], name="a.zip", member="x/dump.json", input_format="json",
+                  records_path="data.items")
+    assert f"a.zip: member 'x/dump.json': not valid JSON at or before byte {len(doc) - 5}" in str(exc.value)
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "latin-1", "cp1252", "utf-8-sig"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import codecs
 
-from pipeline.errors import DataError
+from .formats import InputError
+
 
 _READ = 256 << 10
 
@@ -24,7 +25,7 @@ def utf8_stream(src, encoding: str):
     return src if is_utf8(encoding) else Transcoded(src, encoding)
 
 
-class InputEncodingError(DataError):
+class InputEncodingError(InputError):
     """The input is not valid in its declared input_encoding."""
 
 

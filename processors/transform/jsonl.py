@@ -41,8 +41,8 @@ from processors.transform.budget import check_reject_budget
 from writers import OutputSet, output_format
 from writers.csv_text import CsvFormat
 
-from .encoding import InputEncodingError, utf8_stream
-from .formats import Records, Reject, Where, reader_for
+from .encoding import utf8_stream
+from .formats import InputError, Records, Reject, Where, reader_for
 from .kernel import cores, kernel_for
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
@@ -468,7 +468,7 @@ class _Unit:
                 where = f"member {member!r}: " if member is not None else ""
                 raise DataError(f"{where}output encoding {cfg.encoding} cannot represent "
                                  f"{exc.object[exc.start:exc.end]!r} (encoding_errors 'replace' writes '?')") from None
-            except (BadLine, InputEncodingError) as exc:
+            except (BadLine, InputError) as exc:
                 if member is None:
                     raise
                 at = f" line {exc.line}" if exc.line is not None else ""

@@ -27,6 +27,12 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+from pipeline.errors import DataError
+
+
+class InputError(DataError):
+    """The input is not what its input_format or input_encoding says (and cannot be skipped past)."""
+
 ALL_READERS = {
     "jsonl": "processors.transform.formats.jsonl",
     "jsonl_arrays": "processors.transform.formats.jsonl_arrays",

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import ijson
 
-from pipeline.errors import DataError
-
-from . import Records, Where
+from . import InputError, Records, Where
 
 try:  # the C backend, by name: ijson would otherwise fall back silently to its pure-Python one (~13x slower)
     _ijson = ijson.get_backend("yajl2_c")
@@ -28,7 +26,7 @@ HEAD = 1 << 20  # bytes kept from the start, to say what the document holds when
 _BOM = b"\xef\xbb\xbf"
 
 
-class JsonDocumentError(DataError):
+class JsonDocumentError(InputError):
     """The document is not valid JSON, or holds no array of records where the config says."""
 
 

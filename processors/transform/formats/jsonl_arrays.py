@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from pipeline.errors import DataError
-
-from . import Records, Reject, Where
+from . import InputError, Records, Reject, Where
 
 BATCH = 2000  # rows per Records batch
 
@@ -34,13 +32,13 @@ def batches(src, cfg):
                 row = exact_loads(line) if long_numbers and has_long_number(line) else orjson.loads(line)
             except (ValueError, RecursionError) as exc:
                 if picks is None:  # a header that cannot be read: no line after it can be placed
-                    raise DataError(f"the header row is not valid JSON: {str(exc).split(': line 1 column')[0]}",
+                    raise InputError(f"the header row is not valid JSON: {str(exc).split(': line 1 column')[0]}",
                                     line=i) from None
                 yield Reject(Where(line=i), line, str(exc).split(": line 1 column")[0])
                 continue
             if row.__class__ is not list:
                 if picks is None:
-                    raise DataError("the header row (header_row: true) must be a JSON array of column names",
+                    raise InputError("the header row (header_row: true) must be a JSON array of column names",
                                     line=i)
                 yield Reject(Where(line=i), line, "not a JSON array (input_format jsonl_arrays: one array per line)")
                 continue
@@ -63,7 +61,7 @@ def _batch(records: list, lines: list[int], raws: list[bytes]) -> Records:
 
 def _header(row: list, line: int) -> list[str]:
     if not all(isinstance(name, str) for name in row):
-        raise DataError("the header row (header_row: true) must be an array of column names (strings)", line=line)
+        raise InputError("the header row (header_row: true) must be an array of column names (strings)", line=line)
     return row
 
 
@@ -80,6 +78,6 @@ def _picks(columns, header: list[str] | None, line: int = 1) -> list[tuple[str, 
             picks[key] = int(key)
         else:
             names = ", ".join(repr(n) for n in header[:20]) if header else ""
-            raise DataError(f"column {column.name!r}: path starts with {key!r}, which is neither a column index "
+            raise InputError(f"column {column.name!r}: path starts with {key!r}, which is neither a column index "
                             f"nor a name in the header row ({names})", line=line)
     return list(picks.items())
