@@ -160,6 +160,18 @@ def test_over_http_and_as_a_json_location(tmp_path):
     assert cfg["src"] == {"type": "local", "path": "in/*.jsonl"}
 
 
+def test_a_blob_location(tmp_path, blob_env):
+    client, container = blob_env
+    doc = json.dumps({"statuses": RECORDS}, indent=1).encode("utf-16")
+    client.get_blob_client(container, "landing/dump.json").upload_blob(doc)
+    location = json.dumps({"type": "blob", "connection": "RAW_STORAGE", "container": container,
+                           "path": "landing/*.json"})
+    cfg, report, _ = suggest_and_run(tmp_path, location)
+    assert cfg["src"]["container"] == container and report["source"].startswith("blob:RAW_STORAGE/")
+    assert (cfg["input_format"], cfg["records_path"], cfg["input_encoding"]) == ("json", "statuses", "utf-16")
+    assert cfg["columns"] == EXPECTED_COLUMNS
+
+
 @pytest.mark.parametrize("data, args, error, code", [
     (b"", (), "suggest failed: the sample is empty", 1),
     (b"hello\n", (), "suggest failed: the sample is neither JSON Lines nor a JSON document", 1),
