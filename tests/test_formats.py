@@ -147,6 +147,20 @@ def test_json_syntax_error_names_the_byte_and_the_last_good_record(tmp_path):
     assert "not valid JSON" in str(exc.value) and "premature EOF" in str(exc.value)
 
 
+@pytest.mark.parametrize("data, expected", [
+    (jsonl_bytes(RECORDS), 'parse error: trailing garbage; the file holds more than one JSON value: if it is JSON '
+                           'Lines, set "input_format": "jsonl"'),
+    (json.dumps([{"a": "x"}, {"a": "café"}], ensure_ascii=False).encode("latin-1"),
+     'lexical error: invalid bytes in UTF8 string; the input is not UTF-8 (byte b\'\\xe9\' at byte 23): set '
+     '"input_encoding" to its encoding'),
+    (json.dumps(RECORDS).encode("utf-16"), 'lexical error: invalid char in json text; the input looks UTF-16'),
+])
+def test_a_json_document_that_is_something_else_says_which_option_fixes_it(tmp_path, data, expected):
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, data, name="d.json", input_format="json")
+    assert expected in str(exc.value)
+
+
 def test_json_without_records_where_the_config_says_names_the_fix(tmp_path):
     doc = json.dumps({"search_metadata": {"count": 3}, "statuses": RECORDS}).encode()
     with pytest.raises(UnitError) as exc:
@@ -214,7 +228,7 @@ def test_input_not_valid_in_its_encoding_names_the_byte(tmp_path):
      'byte-order mark or NUL bytes): set "input_encoding": "utf-16"'),
     (jsonl_bytes(RECORDS, "utf-16-be"), 'in.jsonl:1: str is not valid UTF-8: surrogates not allowed; the input '
                                         'looks UTF-16'),
-    (jsonl_bytes([{"a": 1}, {"a": "café"}], "latin-1"),
+    (jsonl_bytes([{"a": 1}, {"a": "café"}], "latin-1"),  # (on line 2: the encoding hint on any line)
      'in.jsonl:2: str is not valid UTF-8: surrogates not allowed; the input is not UTF-8 (byte b\'\\xe9\' at '
      'column 11): set "input_encoding" to its encoding (e.g. "latin-1" or "cp1252")'),
 ])
@@ -227,6 +241,18 @@ def test_a_file_that_is_not_jsonl_of_objects_says_which_option_fixes_it(tmp_path
     except UnitError as exc:
         text = str(exc)
     assert expected.split("; ", 1)[1] in text
+
+
+def test_array_rows_in_another_encoding_say_so(tmp_path):
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, arrays_bytes(RECORDS, encoding="utf-16"), input_format="jsonl_arrays", header_row=True)
+    assert 'in.jsonl:1: the header row is not valid JSON: str is not valid UTF-8: surrogates not allowed; the ' \
+           'input looks UTF-16' in str(exc.value)
+    data = jsonl_bytes([[1, "x"], [2, "é"]], encoding="latin-1")
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, data, input_format="jsonl_arrays", columns=[{"name": "n", "path": "1"}])
+    assert 'in.jsonl:2: str is not valid UTF-8: surrogates not allowed; the input is not UTF-8 (byte ' \
+           'b\'\\xe9\' at column 6): set "input_encoding"' in str(exc.value)
 
 
 def test_a_bad_line_later_in_real_jsonl_gets_no_format_hint(tmp_path):

@@ -20,6 +20,26 @@ def is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def encoding_hint(data: bytes, encoding: str, place: str = "column", base: int = 1) -> str | None:
+    """What bytes read as UTF-8 that failed to parse suggest about their real encoding, and the
+    option that fixes it (None: nothing; or the input is not read as UTF-8). A bad byte is named
+    as `place` (a line's column from 1, or a document's byte from 0)."""
+    if not is_utf8(encoding):
+        return None
+    if data.startswith(_UTF16_BOMS) or b"\x00" in data:
+        return ('the input looks UTF-16 (it has a UTF-16 byte-order mark or NUL bytes): set "input_encoding": '
+                '"utf-16" (or "utf-16-le" / "utf-16-be" without a byte-order mark)')
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)  # a character cut at the end is fine
+    except UnicodeDecodeError as exc:
+        return (f"the input is not UTF-8 (byte {data[exc.start:exc.start + 1]!r} at {place} {exc.start + base}): "
+                'set "input_encoding" to its encoding (e.g. "latin-1" or "cp1252")')
+    return None
+
+
 def utf8_stream(src, encoding: str):
     """A readable of UTF-8 bytes: `src` itself when it is UTF-8, else a transcoding reader."""
     return src if is_utf8(encoding) else Transcoded(src, encoding)

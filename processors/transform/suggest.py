@@ -209,7 +209,9 @@ class _Sample:
                     self.unparsable += 1
         except ijson.JSONError as exc:
             if self.count == 0:
-                raise DataError(f"the sample is not a valid JSON document: {str(exc).strip().splitlines()[0]}"
+                from processors.transform.formats.json import parse_error
+
+                raise DataError(f"the sample is not a valid JSON document: {parse_error(exc)}"
                                 ) from None  # else the sample ends at the bad part
 
     def _walk(self, value, path: tuple, depth: int) -> None:

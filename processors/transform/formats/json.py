@@ -36,7 +36,8 @@ class _Counted:
     def __init__(self, src):
         self._src = src
         self.count = 0
-        self.head = bytearray()
+        self.head = bytearray()  # from after the BOM
+        self.bom = 0
         self._first = True
 
     def read(self, n: int = -1) -> bytes:
@@ -48,6 +49,7 @@ class _Counted:
             if data.startswith(_BOM):
                 data = data[3:]
                 self.count += 3
+                self.bom = 3
         self.count += len(data)
         if len(self.head) < HEAD:
             self.head += data[: HEAD - len(self.head)]
@@ -73,13 +75,36 @@ def batches(src, cfg):
     except ijson.JSONError as exc:
         done = index + len(records)
         after = f" (after record {label}[{done - 1}])" if done else ""
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JsonDocumentError(f"not valid JSON at or before byte {reader.count}{after}: {reason}") from None
+        reason = parse_error(exc)
+        hint = _hint(bytes(reader.head), reader.bom, reason, cfg)
+        raise JsonDocumentError(f"not valid JSON at or before byte {reader.count}{after}: {reason}"
+                                + (f"; {hint}" if hint else "")) from None
     if records:
         yield _batch(records, ends, label, index)
         index += len(records)
     if index == 0:
         _no_records(bytes(reader.head), reader.count > len(reader.head), path)
+
+
+def parse_error(exc: Exception) -> str:
+    """yajl's reason, without the excerpt of the data it appends (its message may arrive as bytes)."""
+    text = exc.args[0] if exc.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = str(text).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(exc).__name__
+
+
+def _hint(head: bytes, offset: int, reason: str, cfg) -> str | None:
+    """What the start of a document that failed to parse suggests, and the option that fixes it."""
+    from processors.transform.encoding import encoding_hint
+
+    hint = encoding_hint(head, cfg.input_encoding, "byte", offset)
+    if hint:
+        return hint
+    if "trailing garbage" in reason:  # yajl: a second value after the first (JSON Lines, concatenated JSON)
+        return 'the file holds more than one JSON value: if it is JSON Lines, set "input_format": "jsonl"'
+    return None
 
 
 def _batch(records: list, ends: list[int], label: str, base: int) -> Records:

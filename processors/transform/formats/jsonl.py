@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import orjson
 
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
 def batches(src, cfg):
     from processors.transform.jsonl import chunks
 
@@ -25,18 +22,11 @@ def diagnose(line_no: int, line: bytes, reason: str, cfg) -> str:
 
 
 def _hint(line_no: int, line: bytes, reason: str, cfg) -> str | None:
-    from processors.transform.encoding import is_utf8
+    from processors.transform.encoding import encoding_hint
 
-    utf8 = is_utf8(cfg.input_encoding)
-    if utf8 and (line.startswith(_UTF16_BOMS) or b"\x00" in line):
-        return ('the input looks UTF-16 (it has a UTF-16 byte-order mark or NUL bytes): set "input_encoding": '
-                '"utf-16" (or "utf-16-le" / "utf-16-be" without a byte-order mark)')
-    if utf8:
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return (f"the input is not UTF-8 (byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1}): "
-                    'set "input_encoding" to its encoding (e.g. "latin-1" or "cp1252")')
+    hint = encoding_hint(line, cfg.input_encoding)
+    if hint:
+        return hint
     stripped = line.strip()
     if stripped.startswith(b"\xef\xbb\xbf"):
         stripped = stripped[3:]

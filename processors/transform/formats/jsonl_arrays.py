@@ -16,6 +16,14 @@ from . import InputError, Records, Reject, Where
 BATCH = 2000  # rows per Records batch
 
 
+def diagnose(line_no: int, line: bytes, reason: str, cfg) -> str:
+    """A bad line's error, plus what it suggests about the input encoding."""
+    from processors.transform.encoding import encoding_hint
+
+    hint = encoding_hint(line, cfg.input_encoding)
+    return f"{reason}; {hint}" if hint else reason
+
+
 def batches(src, cfg):
     from processors.transform.jsonl import chunks, exact_loads, has_long_number
 
@@ -32,8 +40,8 @@ def batches(src, cfg):
                 row = exact_loads(line) if long_numbers and has_long_number(line) else orjson.loads(line)
             except (ValueError, RecursionError) as exc:
                 if picks is None:  # a header that cannot be read: no line after it can be placed
-                    raise InputError(f"the header row is not valid JSON: {str(exc).split(': line 1 column')[0]}",
-                                    line=i) from None
+                    reason = diagnose(i, line, str(exc).split(": line 1 column")[0], cfg)
+                    raise InputError(f"the header row is not valid JSON: {reason}", line=i) from None
                 yield Reject(Where(line=i), line, str(exc).split(": line 1 column")[0])
                 continue
             if row.__class__ is not list:
