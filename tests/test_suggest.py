@@ -178,6 +178,9 @@ def test_a_blob_location(tmp_path, blob_env):
     (b'{"a": {"b": 1}}', ("--format", "json"), "suggest failed: found no array of objects in the document's first MiB: give "
                              "--records-path", 1),
     (b'{"a": 1}\n', ("--rows", "0"), "--rows: must be at least 1", 2),
+    (b'{"a": 1}\n', ("--format", "jsonl", "--records-path", "a"), "--records-path is for the json format", 1),
+    (b'[1, 2, 3]', ("--format", "json"), "no fields to suggest columns from: 0 record(s) sampled, 3 not JSON objects",
+     1),
     (b'{"a": 1}\n', ("--input-encoding", "base64"), "'base64' is not a text encoding", 1),
 ])
 def test_what_cannot_be_suggested_says_why(tmp_path, data, args, error, code):

@@ -53,6 +53,8 @@ def suggest(location: dict, *, rows: int = 1000, input_format: str | None = None
     """(the pipeline config, the report) for the source at `location`."""
     from mounters import describe, list_files, open_source
 
+    if records_path is not None and input_format not in (None, "json"):
+        raise DataError(f"--records-path is for the json format, not {input_format}")
     files = list_files(location)
     if not files:
         raise DataError(f"{describe(location)}: no file to sample")
@@ -89,6 +91,10 @@ def suggest(location: dict, *, rows: int = 1000, input_format: str | None = None
             suffix = next((x for x in _SUFFIXES if member.lower().endswith(x)), None)
             cfg["members"] = f"**/*{member[-len(suffix):]}" if suffix else glob.escape(member)
     columns, report_columns, skipped = sample.columns()
+    if not columns:
+        raise DataError(f"{describe(src['location'])}: no fields to suggest columns from: {sample.count} record(s) "
+                        f"sampled, {sample.unparsable} not "
+                        + ("arrays" if sample.format == "jsonl_arrays" else "JSON objects") + " or not valid JSON")
     cfg["columns"] = columns
     config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": cfg}]}
     report = {"source": describe(src["location"]), "file": src["name"],
@@ -146,7 +152,7 @@ class _Sample:
         text = utf8_stream(_Reader(raw_head, stream), self.encoding)
         head = _read(text, HEAD)
         body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-        self.format = input_format or detect_format(body)
+        self.format = input_format or ("json" if records_path else detect_format(body))
         self.header_row = False
         self.records_path = records_path
         self.header: list[str] | None = None
