@@ -289,3 +289,17 @@ def test_every_python_text_codec_name_is_accepted():
                                                               "dest": {"type": "local", "path": "out/"},
                                                               "columns": [{"name": "a", "path": "a"}],
                                                               "input_encoding": name}}]})
+
+
+def test_json_byte_offsets_point_into_a_small_window(tmp_path):
+    """A bad record deep in a large document is placed within the parser's 4 KiB read window."""
+    records = [{"id": i, "pad": "x" * 100} for i in range(5000)]
+    records[4321] = "not an object"
+    doc = json.dumps(records).encode()
+    start = doc.index(b'"not an object"')
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, doc, name="d.json", input_format="json", columns=[{"name": "id", "path": "id"}])
+    text = str(exc.value)
+    assert "record [4321] (at or before byte " in text
+    byte = int(text.split("at or before byte ")[1].split(")")[0])
+    assert start < byte <= start + len(b'"not an object"') + 4096
