@@ -276,8 +276,8 @@ def _source_location(text: str) -> dict:
 
 
 def cmd_suggest(args) -> int:
-    from pipeline.errors import PipelineError
-    from pipeline.policy import use_local_roots_default
+    from pipeline.errors import PipelineError, PolicyError
+    from pipeline.policy import current, use_local_roots_default
     from processors.transform.suggest import suggest
 
     use_local_roots_default([os.getcwd()], "the current directory: the local default; "
@@ -290,6 +290,10 @@ def cmd_suggest(args) -> int:
 
             _text_codec(args.input_encoding, "utf-8, utf-16, latin-1, cp1252, ...")
         location = _source_location(args.source)
+        try:  # the operator's policy, as `run` applies it, before anything is read
+            current().check_location(location)
+        except PolicyError as exc:
+            raise ConfigError([f"SOURCE: {exc}"], "suggest (under the operator's policy)") from None
         config, report = suggest(location, rows=args.rows, input_format=args.format, records_path=args.records_path,
                                  input_encoding=args.input_encoding, dest=args.dest)
         load_config_data(config)

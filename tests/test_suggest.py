@@ -187,3 +187,15 @@ def test_what_cannot_be_suggested_says_why(tmp_path, data, args, error, code):
     (tmp_path / "in.json").write_bytes(data)
     proc = run_cli("suggest", "in.json", *args, cwd=tmp_path)
     assert (proc.returncode, proc.stdout) == (code, "") and error in proc.stderr, proc.stderr
+
+
+def test_the_operators_policy_applies_before_anything_is_read(tmp_path):
+    (tmp_path / "in.jsonl").write_bytes(jsonl(RECORDS))
+    elsewhere = tmp_path / "allowed"
+    elsewhere.mkdir()
+    proc = run_cli("suggest", str(tmp_path / "in.jsonl"), cwd=tmp_path, env={"PIPELINE_LOCAL_ROOTS": str(elsewhere)})
+    assert (proc.returncode, proc.stdout) == (2, "") and "SOURCE: local path" in proc.stderr \
+        and "outside the allowed folders" in proc.stderr, proc.stderr
+    proc = run_cli("suggest", json.dumps({"type": "blob", "connection": "OTHER_SECRET", "container": "abc"}),
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "SOURCE: " in proc.stderr and "OTHER_SECRET" in proc.stderr, proc.stderr
