@@ -16,7 +16,9 @@ input encoding), for the transform config `cfg`:
     Reject   an item that could not be parsed: its place, its raw text and why; on_error applies
 
 A reader may set DECIMALS = True when its records hold decimal.Decimal numbers (ijson's), which
-the row function then renders as the same shortest float text the JSONL path writes.
+the row function then renders as the same shortest float text the JSONL path writes; and may
+provide diagnose(line_no, raw, reason, cfg) -> reason, which adds to a bad line's error what the
+line suggests (another format, another encoding) and the option that fixes it.
 The next input format is one more module here and one more name in ALL_READERS (and in
 pipeline/config.py's InputFormat).
 """
