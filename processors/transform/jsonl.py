@@ -34,7 +34,9 @@ from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
 
+from . import drift as schema_drift
 from .kernel import cores, kernel_for
+from .observe import Watch
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit; larger chunks measured no faster.
@@ -215,7 +217,7 @@ class Converter:
     next ones (a bounded, ordered pipeline: at most threads + 1 chunks in flight, written in order);
     a chunk the kernel refuses is redone here, in order, by the Python path."""
 
-    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
+    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1, drift=None):
         self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
         self.kernel = kernel
         self.threads = threads
@@ -226,27 +228,31 @@ class Converter:
         self.first_reject: dict | None = None
         self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
         self.python_chunks = 0
+        self.drift = drift  # a drift.Sampler fed a sample of the lines, or None
 
     def convert(self, src, out) -> None:
         """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
+        watch = Watch(self)  # drift sample and progress counters, per chunk (observe.py)
         with gc_paused():
+            pieces = watch.chunks(chunks(src))
             if self.kernel is None:
-                for body, line_no in chunks(src):
+                for body, line_no in pieces:
                     out.write(self._python(body, line_no))
             elif self.threads <= 1:
-                for body, line_no in chunks(src):
+                for body, line_no in pieces:
                     self._write(out, body, line_no, self.kernel.convert(body))
             else:
-                self._parallel(src, out)
+                self._parallel(pieces, out)
+        watch.flush()
 
-    def _parallel(self, src, out) -> None:
+    def _parallel(self, pieces, out) -> None:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         pending: deque = deque()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
             try:
-                for body, line_no in chunks(src):
+                for body, line_no in pieces:
                     if len(pending) > self.threads:
                         self._write(out, *pending.popleft())
                     pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
@@ -354,9 +360,10 @@ def run(processor, src: dict) -> dict:
             for name, stream, out_name in members(cfg.archive, cfg.members, f, src["name"], cfg.limits,
                                                   lambda: open_source(src["location"])):
                 unit.convert(stream, outs, rejects_stack, out_name, member=name)
+        drift = unit.drift_report()  # fail_on_drift raises here: before anything is committed
         stats = source_stats(f, src)
     result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
-              "engine": "native" if kernel is not None else "python"}
+              "engine": "native" if kernel is not None else "python", **({"drift": drift} if drift else {})}
     if unit.first_reject:
         result["first_reject"] = unit.first_reject
     return result
@@ -369,6 +376,15 @@ class _Unit:
         self.cfg, self.fmt, self.kernel, self.threads = cfg, fmt, kernel, threads
         self.rows = self.rejects = 0
         self.first_reject: dict | None = None
+        self.drift = schema_drift.Sampler(cfg.columns) if cfg.drift else None
+
+    def drift_report(self) -> dict | None:
+        if self.drift is None:
+            return None
+        report = self.drift.report(self.cfg.drift_ignore)
+        if self.cfg.fail_on_drift:
+            schema_drift.check(report)
+        return report
 
     def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
         cfg, fmt = self.cfg, self.fmt
@@ -382,7 +398,7 @@ class _Unit:
                     rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), rejects_name(name)))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, fmt, reject, self.kernel, self.threads)
+        converter = Converter(cfg, fmt, reject, self.kernel, self.threads, self.drift)
         with outs.create(cfg.dest.model_dump(), output_name(name)) as sink:
             out = EncodedOutput(sink, encoding=cfg.encoding, errors=cfg.encoding_errors)
             try:
