@@ -229,6 +229,10 @@ def cmd_run(args) -> int:
 
     use_local_roots_default([os.getcwd()], "the current directory: the local `run` default; "
                                             "set PIPELINE_LOCAL_ROOTS to change it")
+    interval = args.progress_interval
+    if interval is not None and not 0.05 <= interval <= 86400:  # also refuses nan
+        print(f"--progress-interval {interval:g}: must be between 0.05 and 86400 seconds", file=sys.stderr)
+        return 2
     _stop_on_signals()
     model, code = _load(args.config)
     if model is None:
@@ -239,10 +243,6 @@ def cmd_run(args) -> int:
     errors = config_errors(config)
     if errors:
         print(redact(str(ConfigError(errors, f"{args.config} (under the operator's policy)"))), file=sys.stderr)
-        return 2
-    interval = args.progress_interval
-    if interval is not None and not 0.05 <= interval <= 86400:  # also refuses nan
-        print(f"--progress-interval {interval:g}: must be between 0.05 and 86400 seconds", file=sys.stderr)
         return 2
     problem = args.manifest and _manifest_problem(args.manifest)
     if problem:
