@@ -157,3 +157,20 @@ def test_the_manifest_aggregates_drift_and_the_cli_fails_on_drift(tmp_path):
 
     proc = run_cli("run", str(config), "-q", "--fail-on-drift")
     assert proc.returncode == 1 and "geo.lat" in proc.stderr and "drift_ignore" in proc.stderr
+
+
+def test_drift_options_are_validated(tmp_path):
+    from pipeline.config import ConfigError, validate_config
+
+    def config(**options):
+        return {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": {"type": "local", "path": "in/"}, "dest": {"type": "local", "path": "out/"},
+            "columns": [{"name": "a", "path": "a"}], **options}}]}
+
+    for options, field in [({"drift": False, "fail_on_drift": True}, "fail_on_drift"),
+                           ({"drift": False, "drift_ignore": ["x.*"]}, "drift_ignore"),
+                           ({"drift_ignore": [""]}, "drift_ignore[0]"), ({"fail_on_drift": "yes"}, "fail_on_drift")]:
+        with pytest.raises(ConfigError) as err:
+            validate_config(config(**options))
+        assert f"processors[0].processor_config.{field}" in str(err.value)
+    validate_config(config(fail_on_drift=True, drift_ignore=["debug.*"]))
