@@ -25,7 +25,7 @@ import orjson
 from pipeline.errors import SchemaDrift
 
 RATE = 1 / 1000  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
-WARMUP = 64 << 10  # a small file is sampled whole
+WARMUP = 32 << 10  # a small file is sampled whole
 VANISHED_TAIL = 10  # a mapped path absent from the last max(this, a quarter) of the sampled lines "vanished"
 TOP = 20  # unmapped paths listed (the count of all of them is given too)
 MAX_PATHS = 10_000  # distinct data paths tracked per unit: memory stays bounded on any input
@@ -75,12 +75,48 @@ def _maps(mapped: tuple, data: tuple) -> bool:
     return True
 
 
+def _column_function(paths: list[tuple]):
+    """Generate `seen(record, present, last, types, line)`: for each mapped path, resolve it as
+    resolve() does (inlined, a shared prefix looked up once, as jsonl.build_line_function does) and,
+    when present, count it and its JSON type. A Python call per column would cost more than the walk."""
+    code = ["def seen(o, present, last, types, line):"]
+    nodes: dict[tuple, str] = {}
+
+    def lookup(target: str, holder: str, key: str) -> None:
+        get = f"{holder}.get({key!r}, M) if {holder}.__class__ is dict else "
+        if key.isdigit():
+            n = int(key)
+            code.append(f"    {target} = {get}({holder}[{n}] if {holder}.__class__ is list and len({holder}) > {n} else M)")
+        else:
+            code.append(f"    {target} = {get}M")
+
+    for i, segments in enumerate(paths):
+        holder = "o"
+        for depth in range(len(segments) - 1):
+            prefix = segments[: depth + 1]
+            if prefix not in nodes:
+                nodes[prefix] = f"n{len(nodes)}"
+                lookup(nodes[prefix], holder, segments[depth])
+            holder = nodes[prefix]
+        lookup("v", holder, segments[-1])
+        code += ["    if v is not M:",
+                 f"        present[{i}] += 1",
+                 f"        last[{i}] = line",
+                 f"        t = types[{i}]",
+                 "        k = T.get(v.__class__, 'number')",
+                 "        t[k] = t.get(k, 0) + 1"]
+    env = {"M": _MISSING, "T": _TYPES}
+    exec(compile("\n".join(code), "<drift-columns>", "exec"), env)
+    return env["seen"]
+
+
 class Sampler:
     """Drift over the records it is shown. observe() per sampled record; report() at the end."""
 
     def __init__(self, columns):
         self.columns = [(c.name, c.path if isinstance(c.path, str) else json.dumps(c.path, ensure_ascii=False),
                          tuple(c.segments)) for c in columns]
+        self._seen = _column_function([segments for _, _, segments in self.columns])
         self.lines = 0
         self.paths: dict[tuple, int] = {}  # leaf path in the data -> sampled records holding it
         self.paths_dropped = False  # more than MAX_PATHS distinct paths: the rest were not tracked
@@ -93,23 +129,18 @@ class Sampler:
             return  # not a record: the converter rejects or fails it
         self.lines += 1
         leaves: set[tuple] = set()
-        _leaves(record, (), leaves)
+        _leaves(record, (), leaves.add)
         paths = self.paths
+        get = paths.get
         for p in leaves:
-            if p in paths:
-                paths[p] += 1
+            n = get(p)
+            if n is not None:
+                paths[p] = n + 1
             elif len(paths) < MAX_PATHS:
                 paths[p] = 1
             else:
                 self.paths_dropped = True
-        for i, (_, _, segments) in enumerate(self.columns):
-            value = resolve(record, segments)
-            if value is not _MISSING:
-                self.present[i] += 1
-                self.last[i] = self.lines
-                kind = _TYPES.get(value.__class__, "number")
-                types = self.types[i]
-                types[kind] = types.get(kind, 0) + 1
+        self._seen(record, self.present, self.last, self.types, self.lines)
 
     def report(self, ignore: list[str] | tuple = ()) -> dict:
         """{"lines_sampled", "unmapped" (top TOP: path, lines), "unmapped_paths" (how many), "missing"
@@ -142,30 +173,32 @@ class Sampler:
         return report
 
 
-def _leaves(value, prefix: tuple, out: set) -> None:
-    """The paths of the scalars (and empty objects/lists) in a record, list elements as LIST."""
-    if len(prefix) >= MAX_DEPTH:
-        out.add(prefix)
-        return
-    if value.__class__ is dict:
+def _leaves(value, prefix: tuple, add, depth: int = 0) -> None:
+    """add() the paths of the scalars (and empty objects/lists) in a record, list elements as LIST."""
+    if depth >= MAX_DEPTH:
+        add(prefix)
+    elif value.__class__ is dict:
         if not value:
-            out.add(prefix)
+            add(prefix)
         for key, v in value.items():
-            if v.__class__ is dict or v.__class__ is list:
-                _leaves(v, prefix + (key,), out)
+            c = v.__class__
+            if c is dict or c is list:
+                _leaves(v, (*prefix, key), add, depth + 1)
             else:
-                out.add(prefix + (key,))
-    elif value.__class__ is list:
+                add((*prefix, key))
+    else:  # a list
         if not value:
-            out.add(prefix)
-        inner = prefix + (LIST,)
+            add(prefix)
+        inner = (*prefix, LIST)
+        scalar = False
         for v in value[:MAX_ELEMENTS]:
-            if v.__class__ is dict or v.__class__ is list:
-                _leaves(v, inner, out)
+            c = v.__class__
+            if c is dict or c is list:
+                _leaves(v, inner, add, depth + 1)
             else:
-                out.add(inner)
-    else:
-        out.add(prefix)
+                scalar = True
+        if scalar:
+            add(inner)
 
 
 class LineSampler:
