@@ -267,6 +267,17 @@ class LineSampler:
             self.average += (len(line) + 1 - self.average) / min(self.sampler.lines, 64)
 
 
+def unit_report(sampler: Sampler | None, cfg) -> dict | None:
+    """A unit's drift report (None with drift off); with fail_on_drift, SchemaDrift if it holds
+    unmapped or missing paths. Called before the unit's outputs are committed."""
+    if sampler is None:
+        return None
+    report = sampler.report(cfg.drift_ignore)
+    if cfg.fail_on_drift:
+        check(report)
+    return report
+
+
 def check(report: dict) -> None:
     """fail_on_drift: raise (a permanent DataError) if the report has unmapped or missing paths."""
     if not report["unmapped"] and not report["missing"]:

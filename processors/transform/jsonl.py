@@ -360,7 +360,7 @@ def run(processor, src: dict) -> dict:
             for name, stream, out_name in members(cfg.archive, cfg.members, f, src["name"], cfg.limits,
                                                   lambda: open_source(src["location"])):
                 unit.convert(stream, outs, rejects_stack, out_name, member=name)
-        drift = unit.drift_report()  # fail_on_drift raises here: before anything is committed
+        drift = schema_drift.unit_report(unit.drift, cfg)  # fail_on_drift raises here: before anything is committed
         stats = source_stats(f, src)
     result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
               "engine": "native" if kernel is not None else "python", **({"drift": drift} if drift else {})}
@@ -377,14 +377,6 @@ class _Unit:
         self.rows = self.rejects = 0
         self.first_reject: dict | None = None
         self.drift = schema_drift.Sampler(cfg.columns) if cfg.drift else None
-
-    def drift_report(self) -> dict | None:
-        if self.drift is None:
-            return None
-        report = self.drift.report(self.cfg.drift_ignore)
-        if self.cfg.fail_on_drift:
-            schema_drift.check(report)
-        return report
 
     def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
         cfg, fmt = self.cfg, self.fmt
