@@ -24,7 +24,7 @@ import orjson
 
 from pipeline.errors import SchemaDrift
 
-RATE = 1 / 1000  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
+RATE = 1 / 2500  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
 WARMUP = 32 << 10  # a small file is sampled whole
 VANISHED_TAIL = 10  # a mapped path absent from the last max(this, a quarter) of the sampled lines "vanished"
 TOP = 20  # unmapped paths listed (the count of all of them is given too)
@@ -232,8 +232,10 @@ class LineSampler:
         count = int(budget // self.average)
         if count < 1:
             return
-        previous = -1
+        previous, limit = -1, self.spent + budget
         for j in range(count):
+            if self.spent >= limit:
+                break  # lines longer than the average so far: the budget is spent
             at = j * size // count
             start = 0 if at == 0 else body.find(b"\n", at) + 1
             if at and start == 0:
