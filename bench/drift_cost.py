@@ -18,6 +18,10 @@ measured, so a second measurement runs in one child of its own (`--in-process-ro
 --python) writing to a sink that discards, drift on and off alternating, CPU time of the process
 per conversion (process_time: waiting for a core is not counted); and, in the drift-on runs, the
 CPU time spent inside the sampler itself (LineSampler.chunk and finish, thread_time around each call).
+
+`--callgrind` counts instructions instead (valgrind's callgrind: the same count for the same
+binary and input whatever the machine's load): one process each for start-up only, drift off and
+drift on (native kernel, 1 thread, file in memory); cost = (on - off) / (off - start-up).
 """
 
 from __future__ import annotations
@@ -125,6 +129,52 @@ def in_process(src: str, shape: str, rounds: int, engines: list[str]) -> dict:
     return out
 
 
+def convert_once(mode: str, src: str, shape: str) -> None:
+    """Run in a child under callgrind: start-up and set-up only (mode none), or one conversion
+    with drift off or on (native kernel, 1 thread, file in memory, output discarded)."""
+    import io
+
+    from bench.datagen import SHAPE_COLUMNS
+    from pipeline.config import JsonlTransformConfig
+    from processors.transform import drift as drift_module
+    from processors.transform.jsonl import Converter
+    from processors.transform.kernel import kernel_for
+    from writers.csv_text import CsvFormat, EncodedOutput
+
+    data = Path(src).read_bytes()
+    cfg = JsonlTransformConfig.model_validate({"dest": {"type": "local", "path": "unused/"}, "engine": "native",
+                                              "columns": SHAPE_COLUMNS[shape]})
+    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+    kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
+
+    class Discard:
+        def write(self, b) -> int:
+            return len(b)
+
+    if mode != "none":
+        sampler = drift_module.Sampler(cfg.columns) if mode == "on" else None
+        Converter(cfg, fmt, None, kernel, 1, sampler).convert(io.BytesIO(data), EncodedOutput(Discard()))
+
+
+def callgrind_section(src: Path, shape: str, work: Path, verdicts: list[str]) -> list[str]:
+    import re
+
+    counts = {}
+    for mode in ("none", "off", "on"):
+        log(f"  callgrind: {mode}")
+        proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{mode}",
+                               sys.executable, "-m", "bench.drift_cost", "--ir-child", mode, str(src), shape],
+                              cwd=ROOT, capture_output=True, text=True, check=True)
+        counts[mode] = int(re.search(r"Collected : (\d+)", proc.stderr).group(1))
+    conversion = counts["off"] - counts["none"]
+    cost = (counts["on"] - counts["off"]) / conversion
+    verdicts.append(f"- {shape}, native 1 thread, instructions (callgrind): drift costs {cost:+.2%} of the conversion's "
+                    f"<= {TARGET_LOSS:.0%} -> {'PASS' if cost <= TARGET_LOSS else 'MISS'}")
+    return [f"Instructions (callgrind; native kernel, 1 thread, file in memory): start-up {counts['none']:,}; "
+            f"conversion with drift off {conversion:,}; drift on adds {counts['on'] - counts['off']:,} "
+            f"(**{cost:+.2%}** of the conversion).", ""]
+
+
 def in_process_section(src: Path, shape: str, mb: float, rounds: int, engines: list[str], verdicts: list[str]) -> list[str]:
     log(f"  in-process: {rounds} rounds, engines {', '.join(engines)}")
     proc = subprocess.run([sys.executable, "-m", "bench.drift_cost", "--child", str(src), shape, str(rounds),
@@ -160,8 +210,13 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS / "drift.md"))
     parser.add_argument("--in-process-rounds", type=int, default=11, help="rounds of the in-process measurement (0: none)")
     parser.add_argument("--skip-cli", action="store_true", help="only the in-process measurement")
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions with callgrind")
+    parser.add_argument("--ir-child", nargs=3, metavar=("MODE", "SRC", "SHAPE"), help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, metavar=("SRC", "SHAPE", "ROUNDS", "ENGINES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ir_child:
+        convert_once(*args.ir_child)
+        return
     if args.child:
         src, shape, rounds, engines = args.child
         print(json.dumps(in_process(src, shape, int(rounds), engines.split(","))))
@@ -210,6 +265,8 @@ def main() -> None:
             if args.in_process_rounds:
                 lines += in_process_section(src, shape, mb, args.in_process_rounds,
                                             ["native", "native2"] + (["python"] if args.python else []), verdicts)
+            if args.callgrind:
+                lines += callgrind_section(src, shape, work, verdicts)
             if args.skip_cli:
                 print("\n".join(lines) + "\n", flush=True)
                 report += [*lines, ""]
