@@ -174,3 +174,23 @@ def test_drift_options_are_validated(tmp_path):
             validate_config(config(**options))
         assert f"processors[0].processor_config.{field}" in str(err.value)
     validate_config(config(fail_on_drift=True, drift_ignore=["debug.*"]))
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_an_archive_unit_reports_drift_over_its_members(tmp_path, engine):
+    import zipfile
+
+    (tmp_path / "in").mkdir()
+    with zipfile.ZipFile(tmp_path / "in" / "drop.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.jsonl", "".join(json.dumps(halfway_change(i, 10 ** 9)) + "\n" for i in range(30)))
+        zf.writestr("b.jsonl", "".join(json.dumps(halfway_change(i, 40)) + "\n" for i in range(40)))
+    src = tmp_path / "in" / "drop.zip"
+    columns = COLUMNS[:4]
+    result = transform(tmp_path, src, columns, engine=engine, archive="zip")
+    report = result["drift"]
+    assert report["lines_sampled"] == 70 and result["rows"] == 70
+    assert report["unmapped"] == [{"path": "geo.lat", "lines": 20}, {"path": "geo.lon", "lines": 20}]
+    assert report["type_changes"] == [{"column": "addr", "path": "user.address", "types": {"string": 50, "object": 20}}]
+    with pytest.raises(UnitError, match="geo.lat"):
+        transform(tmp_path, src, columns, dest="strict", engine=engine, archive="zip", fail_on_drift=True)
+    assert not (tmp_path / "strict").exists() or not list((tmp_path / "strict").rglob("*.csv"))  # neither member
