@@ -42,3 +42,24 @@ def test_progress_lines_carry_bytes_percent_rows_and_rejects(tmp_path):
 def test_progress_interval_must_be_sane(tmp_path):
     proc = run_cli("run", str(tmp_path / "missing.json"), "--progress-interval", "0")
     assert proc.returncode == 2 and "--progress-interval" in proc.stderr
+
+
+def test_progress_counts_an_archives_own_bytes(tmp_path):
+    """A transform reading a zip: bytes read are the archive's (compressed), against its size."""
+    import zipfile
+
+    (tmp_path / "in").mkdir()
+    with zipfile.ZipFile(tmp_path / "in" / "drop.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for m in range(2):
+            zf.writestr(f"part-{m}.jsonl", "".join(json.dumps({"id": i, "m": m}) + "\n" for i in range(30_000)))
+    size = (tmp_path / "in" / "drop.zip").stat().st_size
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"processors": [{
+        "processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+            "src": {"type": "local", "path": f"{tmp_path}/in/drop.zip"}, "archive": "zip",
+            "dest": {"type": "local", "path": f"{tmp_path}/csv/"}, "columns": [{"name": "id", "path": "id"}]}}]}))
+    proc = run_cli("run", str(config), "--progress-interval", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    last = [m for m in map(LINE.match, proc.stderr.splitlines()) if m][-1]
+    assert float(last["total"]) == round(size / 1e6, 1) and last["pct"] == "100"
+    assert abs(float(last["read"]) - float(last["total"])) <= 0.1 and last["rows"] == "60,000"
