@@ -64,18 +64,19 @@ def log(msg: str) -> None:
 class Children:
     """Runs `python -m bench.child REPORT ...` and collects wall time, own peak RSS, CPU time."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, root: Path = ROOT):
         self.work = work
+        self.root = root  # the code the children run (bench.drift_cost: a baseline revision's)
         self.count = 0
 
     def run(self, argv: list[str]) -> dict:
         self.count += 1
         base = self.work / f"child-{self.count}"
         report, out, err = (Path(f"{base}.{s}") for s in ("report.json", "stdout", "stderr"))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))}
         with open(out, "wb") as so, open(err, "wb") as se:
             start = time.perf_counter()
-            proc = subprocess.Popen([PY, "-m", "bench.child", str(report), *argv], cwd=ROOT, env=env,
+            proc = subprocess.Popen([PY, "-m", "bench.child", str(report), *argv], cwd=self.root, env=env,
                                     stdout=so, stderr=se)
             _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.perf_counter() - start

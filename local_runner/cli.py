@@ -1,6 +1,7 @@
 """python -m local_runner {run,serve,validate,schema,suggest}: run a sourcemart/table config on this machine.
 
   run CONFIG [--dry-run] [--workers N] [--manifest FILE]   run it; print the manifest (JSON)
+      [--fail-on-drift] [--progress-interval S]           fail on schema drift; progress lines every S s
   serve [--host H] [--port P] [--workers N]               the function app's HTTP contract, locally
   validate CONFIG...                                      check configs; errors name file and JSON path
   schema [--write FILE]                                   print (or write) the config's JSON Schema
@@ -132,6 +133,30 @@ def report_rejects(rejects: dict | None, shown: int = 10) -> None:
         print(f"  ... and {rejects['files'] - shown} more file(s)", file=sys.stderr)
 
 
+def report_drift(drift: list[dict] | None, shown: int = 5) -> None:
+    """Schema drift on stderr, one line per transform processor that found some (manifest: drift)."""
+    for d in drift or []:
+        if not d["units_with_drift"]:
+            continue
+        parts = []
+        if d["unmapped"]:
+            parts.append("unmapped " + ", ".join(f"{u['path']} ({u['lines']} lines)" for u in d["unmapped"][:shown])
+                         + (f" +{d['unmapped_paths'] - shown} more" if d["unmapped_paths"] > shown else ""))
+        for key, label in (("missing", "never present"), ("vanished", "vanished"), ("type_changes", "type changed")):
+            if d[key]:
+                parts.append(f"{label} " + ", ".join(m["path"] for m in d[key][:shown]))
+        print(f"warning: schema drift in {d['units_with_drift']} of {d['units']} file(s) of processor "
+              f"{d['index'] + 1} ({d['processor']}), from {d['lines_sampled']} sampled lines: {'; '.join(parts)} "
+              "(manifest: drift)", file=sys.stderr)
+
+
+def with_fail_on_drift(config: dict) -> dict:
+    """--fail-on-drift: every transform of the run fails on drift (and samples for it)."""
+    processors = [{**p, "processor_config": {**p["processor_config"], "drift": True, "fail_on_drift": True}}
+                  if p["processor_name"] == "transform" else p for p in config["processors"]]
+    return {**config, "processors": processors}
+
+
 # After SIGINT/SIGTERM, units stuck in a read (a silent source) see the stop only when the read
 # returns; past this many seconds the run exits anyway (their temps go at the next run of each).
 STOP_GRACE_S = 20.0
@@ -208,11 +233,17 @@ def cmd_run(args) -> int:
 
     use_local_roots_default([os.getcwd()], "the current directory: the local `run` default; "
                                             "set PIPELINE_LOCAL_ROOTS to change it")
+    interval = args.progress_interval
+    if interval is not None and not 0.05 <= interval <= 86400:  # also refuses nan
+        print(f"--progress-interval {interval:g}: must be between 0.05 and 86400 seconds", file=sys.stderr)
+        return 2
     _stop_on_signals()
     model, code = _load(args.config)
     if model is None:
         return code
     config = model.model_dump(mode="json", exclude_none=True)
+    if args.fail_on_drift:
+        config = with_fail_on_drift(config)
     errors = config_errors(config)
     if errors:
         print(redact(str(ConfigError(errors, f"{args.config} (under the operator's policy)"))), file=sys.stderr)
@@ -225,7 +256,7 @@ def cmd_run(args) -> int:
         if args.dry_run:
             result = dry_run(config)
         else:
-            with Progress(enabled=not args.quiet) as progress:
+            with Progress(enabled=not args.quiet, interval=args.progress_interval) as progress:
                 result = run_orchestration(observed_orchestration, {"config": config}, ACTIVITIES, workers=args.workers,
                                            on_status=progress.on_status, on_unit_done=progress.on_unit_done)
     except Exception as exc:
@@ -243,6 +274,7 @@ def cmd_run(args) -> int:
             print(problem, file=sys.stderr)
         return code
     report_rejects(result.get("rejects"))
+    report_drift(result.get("drift"))
     text = _dump(result) + "\n"
     problem = _write_manifest(args.manifest, text)
     if problem:
@@ -354,6 +386,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m local_runner") ->
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="units run at once")
     p.add_argument("--manifest", help="also write the manifest to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
+                   help="seconds between progress lines when stderr is not a terminal (default 5; a terminal's "
+                        "live line redraws twice a second)")
+    p.add_argument("--fail-on-drift", action="store_true",
+                   help="every transform fails (publishing nothing) on unmapped or never-present paths (fail_on_drift)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("serve", help="serve the function app's HTTP contract (start, status) on this machine")
     p.add_argument("--host", default="127.0.0.1")

@@ -29,7 +29,10 @@ def list_files(location: dict) -> list[dict]:
 
 
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:
-    return _module(location).open_source(location, seekable)
+    """Its reads are counted for a progress display (pipeline.counters)."""
+    from pipeline.counters import CountedReader
+
+    return CountedReader(_module(location).open_source(location, seekable))
 
 
 def describe(location: dict) -> str:

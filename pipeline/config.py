@@ -253,6 +253,16 @@ class JsonlTransformConfig(_StepConfig):
     members: str = Field(default="*", description="With archive: glob of members to convert ('**' crosses folders).")
     limits: ArchiveLimits = Field(default_factory=ArchiveLimits,
                                   description="With archive: what the archive may unpack to (as for decompress).")
+    # Schema drift (processors/transform/drift.py), judged from a sample of the lines (32 KiB, then ~0.04%)
+    # (a small file whole): reported in each unit's result and the run manifest.
+    drift: bool = Field(default=True, description="Report schema drift (unmapped paths, mapped paths never "
+                                                  "present, mapped paths changing JSON type), from a sample of lines.")
+    fail_on_drift: bool = Field(default=False, description="Fail the unit (publishing nothing) when the sample "
+                                                           "holds unmapped paths or a mapped path never occurs.")
+    drift_ignore: list[Annotated[Text, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=1000,
+        description="Globs of paths left out of the drift report and never failing it ('debug.*', 'items.*.price'; "
+                    "'*' also crosses '.').")
 
     @field_validator("encoding")
     @classmethod
@@ -315,6 +325,8 @@ class JsonlTransformConfig(_StepConfig):
                 if not c.segments[0].isdigit():
                     raise ValueError(f"@columns[{i}].path: with jsonl_arrays and no header_row a path starts "
                                      f"with a column index ('0', '3.name'), not {c.segments[0]!r}")
+        if not self.drift and (self.fail_on_drift or self.drift_ignore):
+            raise ValueError(f"@{'fail_on_drift' if self.fail_on_drift else 'drift_ignore'}: only used with drift: true")
         if self.archive is None and self.members != "*":
             raise ValueError("@members: only used with archive (a transform whose src is an archive)")
         return self

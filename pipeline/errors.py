@@ -20,7 +20,8 @@ The tree (after httpx's _exceptions.py):
      │    │    ├── InputError        input that is not what input_format / input_encoding say: a JSON
      │    │    │                     document's syntax, a missing records_path, a byte invalid in the
      │    │    │                     encoding  (processors.transform.formats)
-     │    │    └── MemberError       an archive member that cannot be extracted  (processors.decompress)
+     │    │    ├── MemberError       an archive member that cannot be extracted  (processors.decompress)
+     │    │    └── SchemaDrift       fail_on_drift: unmapped or vanished paths  (processors.transform.drift)
      │    ├── LimitExceeded          a limit the operator sets: archive bytes, ratio, members; rejected lines;
      │    │                          an HTTP source's max_bytes
      │    ├── CollisionError         two sources of one run would write the same output
@@ -82,6 +83,11 @@ class DataError(PermanentError, ValueError):
 
 class MemberError(DataError):
     """An archive member could not be read; the message names the member."""
+
+
+class SchemaDrift(DataError):
+    """A transform with fail_on_drift found paths in the data it does not map, or mapped paths that
+    never occur; the message names them and the fix (map them, or drift_ignore)."""
 
 
 class LimitExceeded(PermanentError, ValueError):

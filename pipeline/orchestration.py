@@ -51,6 +51,9 @@ def orchestrate(ctx, request: dict):
             if isinstance(units, dict):  # listing failed for good (policy, missing container, collision, ...)
                 raise PipelineFailed(f"{units['failed']} (not retried: the data or the config is wrong)")
             results = []
+            sizes = [u.get("src", {}).get("size") for u in units]
+            if all(isinstance(n, int) for n in sizes):  # what a progress display counts the bytes read against
+                where["src_bytes"] = sum(sizes)
             for start in range(0, len(units), wave):
                 ctx.set_custom_status({**where, "stage": "running", "units_done": len(results), "units": len(units)})
                 batch = units[start:start + wave]
@@ -100,12 +103,56 @@ def rejects_report(steps: list[dict]) -> dict:
     return {"lines": sum(f["rejects"] for f in files), "files": len(files), "listed": files[:REJECTS_LISTED]}
 
 
+# Paths listed per processor in the run's drift report (each unit's result lists its own top 20).
+DRIFT_LISTED = 20
+
+
+def drift_report(steps: list[dict]) -> list[dict]:
+    """Schema drift at run level, per transform processor whose units sampled any lines: the lines
+    sampled, the unmapped paths (top DRIFT_LISTED by sampled lines, with how many units hold each),
+    and the mapped paths missing, vanished or changing type, with how many units saw that. Units
+    with drift are counted; each unit's own report stays in its result."""
+    report = []
+    for s in steps:
+        units = [r["drift"] for r in s["results"] if r.get("drift")]
+        if not units:
+            continue
+        unmapped: dict[str, list[int]] = {}
+        for d in units:
+            for u in d["unmapped"]:
+                tally = unmapped.setdefault(u["path"], [0, 0])
+                tally[0] += u["lines"]
+                tally[1] += 1
+        entry = {"index": s["index"], "processor": s["processor"], "units": len(units),
+                 "units_with_drift": sum(1 for d in units if d["unmapped"] or d["missing"] or d.get("vanished")
+                                         or d["type_changes"]),
+                 "lines_sampled": sum(d["lines_sampled"] for d in units),
+                 "unmapped": [{"path": p, "lines": n, "units": k} for p, (n, k) in
+                              sorted(unmapped.items(), key=lambda i: (-i[1][0], i[0]))[:DRIFT_LISTED]],
+                 "unmapped_paths": len(unmapped)}
+        for key in ("missing", "vanished", "type_changes"):
+            by_column: dict[tuple, dict] = {}
+            for d in units:
+                for m in d.get(key, []):
+                    item = by_column.setdefault((m["column"], m["path"]), {"column": m["column"], "path": m["path"],
+                                                                           "units": 0})
+                    item["units"] += 1
+                    if key == "type_changes":
+                        types = item.setdefault("types", {})
+                        for t, n in m["types"].items():
+                            types[t] = types.get(t, 0) + n
+            entry[key] = list(by_column.values())
+        report.append(entry)
+    return report
+
+
 def manifest(config: dict, steps: list[dict]) -> dict:
     return {
         "sourcemart": config.get("sourcemart"),
         "table": config.get("table"),
         "status": "succeeded",
         "rejects": rejects_report(steps),
+        "drift": drift_report(steps),
         "steps": steps,
         "totals": {
             "units": sum(s["units"] for s in steps),

@@ -144,6 +144,10 @@ def unit_fields(payload: dict, result: dict | None, error: BaseException | None,
         bytes_out=sum(int(o.get("bytes") or 0) for o in outputs),
         outputs=len(outputs), rows=result.get("rows"), rejects=result.get("rejects"),
     )
+    drift = result.get("drift")
+    if drift:  # a transform's schema drift, as counts a query can alert on (the paths are in the manifest)
+        fields.update(drift_unmapped=drift["unmapped_paths"], drift_missing=len(drift["missing"]),
+                      drift_type_changes=len(drift["type_changes"]))
     if "failed" in result:
         fields.update(outcome="rejected", error=_one_line(result["failed"]))
     else:

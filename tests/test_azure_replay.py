@@ -130,7 +130,7 @@ def test_fan_out_with_out_of_order_completions():
     assert [r["rows"] for r in step["results"]] == [10, 20, 30]  # unit order, not completion order
     assert out["totals"] == {"units": 3, "outputs": 3, "bytes_written": 600, "rows": 60, "rejects": 0}
     assert state["customStatus"] == {"processor": 1, "of": 1, "name": "transform:JSONL", "stage": "finished",
-                                     "units_done": 3, "units": 3}
+                                     "units_done": 3, "units": 3, "src_bytes": 30}  # the units' sizes, for progress
 
 
 def test_units_run_in_waves_and_the_next_processor_reads_the_outputs():

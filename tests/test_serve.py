@@ -91,7 +91,8 @@ def test_post_poll_completed_csvs_in_azurite(serve, blob_env):
     assert [s["units"] for s in out["steps"]] == [3, 6]
     assert out["totals"]["rows"] == sum(n + n // 2 for n in sizes.values())
     assert status["customStatus"] == {"processor": 2, "of": 2, "name": "transform:JSONL", "stage": "finished",
-                                      "units_done": 6, "units": 6}
+                                      "units_done": 6, "units": 6,
+                                      "src_bytes": out["steps"][0]["bytes_written"]}  # what it reads: step 1's outputs
 
     names = sorted(b.name for b in client.get_container_client(c).list_blobs(name_starts_with="csv/"))
     assert names == sorted(f"csv/acme-2024-01-0{d}/{p}/events-{d}.csv" for d in sizes for p in ("part-a", "part-b"))

@@ -19,6 +19,7 @@ from tests.conftest import header_origin, run_cli
 SECRET = "s3cr3t-Token-Value-0123456789"
 UNIT_FIELDS = {"run_id", "sourcemart", "table", "processor", "source", "bytes_in", "bytes_out", "outputs", "rows",
                "rejects", "seconds", "outcome"}
+DRIFT_FIELDS = {"drift_unmapped", "drift_missing", "drift_type_changes"}  # a transform's, with drift on (the default)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def records(caplog, spans):
 
 def fields_of(record) -> dict:
     """The record's fields as a handler sees them (extra attributes), checked against its JSON text."""
-    extra = {k: getattr(record, k) for k in UNIT_FIELDS | {"error", "units", "processors", "event"}
+    extra = {k: getattr(record, k) for k in UNIT_FIELDS | DRIFT_FIELDS | {"error", "units", "processors", "event"}
              if hasattr(record, k)}
     event, _, text = record.getMessage().partition(" ")
     assert event == record.event and json.loads(text) == {k: v for k, v in extra.items() if k != "event"}
@@ -70,11 +71,12 @@ def run(config):
 
 
 def test_a_successful_unit_and_run(tmp_path, records, spans):
-    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(3)))
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(2)) + '{"id": 2, "new": {"a": 1}}\n')
     manifest = run(transform_config(tmp_path, {"type": "local", "path": str(tmp_path / "in.jsonl")}))
     (unit,) = records(UNIT_EVENT)
     f = fields_of(unit)
-    assert unit.levelno == logging.INFO and set(f) == UNIT_FIELDS | {"event"}
+    assert unit.levelno == logging.INFO and set(f) == UNIT_FIELDS | DRIFT_FIELDS | {"event"}
+    assert (f["drift_unmapped"], f["drift_missing"], f["drift_type_changes"]) == (1, 0, 0)  # new.a
     assert f["outcome"] == "succeeded" and f["processor"] == "transform:JSONL"
     assert f["sourcemart"] == "acme" and f["table"] == "events"
     assert f["source"] == f"local:{tmp_path / 'in.jsonl'}"

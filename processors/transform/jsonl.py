@@ -43,7 +43,9 @@ from writers.csv_text import CsvFormat
 
 from .encoding import utf8_stream
 from .formats import InputError, Records, Reject, Where, reader_for
+from . import drift as schema_drift
 from .kernel import cores, kernel_for
+from .observe import Watch
 
 # 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit; larger chunks measured no faster.
@@ -251,7 +253,7 @@ class Converter:
     next ones (a bounded, ordered pipeline: at most threads + 1 chunks in flight, written in order);
     a chunk the kernel refuses is redone here, in order, by the Python path."""
 
-    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
+    def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1, drift=None):
         self.reader = reader_for(cfg.input_format)
         self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text, getattr(self.reader, "DECIMALS", False))
         self.cfg = cfg
@@ -265,6 +267,7 @@ class Converter:
         self.first_reject: dict | None = None
         self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
         self.python_chunks = 0
+        self.drift = drift  # a drift.Sampler fed a sample of the lines, or None
 
     def emit(self, records) -> str:
         """The CSV text of parsed records: every record of every input format that is parsed in
@@ -274,7 +277,8 @@ class Converter:
     def convert(self, src, out) -> None:
         """src: the source's bytes (any input encoding); out: writers.csv_text.EncodedOutput
         (write(str), write_utf8(bytes))."""
-        batches = self.reader.batches(utf8_stream(src, self.cfg.input_encoding), self.cfg)
+        watch = Watch(self)  # drift sample and progress counters, per batch (observe.py)
+        batches = watch.batches(self.reader.batches(utf8_stream(src, self.cfg.input_encoding), self.cfg))
         with gc_paused():
             if self.kernel is None:
                 for batch in batches:
@@ -289,6 +293,7 @@ class Converter:
                     self._write(out, body, line_no, self.kernel.convert(body))
             else:
                 self._parallel(batches, out)
+        watch.flush()
 
     def _records(self, batch: Records) -> str:
         records = batch.records
@@ -432,9 +437,10 @@ def run(processor, src: dict) -> dict:
             for name, stream, out_name in members(cfg.archive, cfg.members, f, src["name"], cfg.limits,
                                                   lambda: open_source(src["location"])):
                 unit.convert(stream, outs, rejects_stack, out_name, member=name)
+        drift = schema_drift.unit_report(unit.drift, cfg)  # fail_on_drift raises here: before anything is committed
         stats = source_stats(f, src)
     result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
-              "engine": "native" if kernel is not None else "python"}
+              "engine": "native" if kernel is not None else "python", **({"drift": drift} if drift else {})}
     if unit.first_reject:
         result["first_reject"] = unit.first_reject
     return result
@@ -447,6 +453,7 @@ class _Unit:
         self.cfg, self.output, self.kernel, self.threads = cfg, output, kernel, threads
         self.rows = self.rejects = 0
         self.first_reject: dict | None = None
+        self.drift = schema_drift.Sampler(cfg.columns) if cfg.drift else None
 
     def convert(self, f, outs, rejects_stack, name: str, member: str | None = None) -> None:
         cfg = self.cfg
@@ -460,7 +467,7 @@ class _Unit:
                     rejects_sink = rejects_stack.enter_context(outs.create(cfg.rejects.model_dump(), rejects_name(name)))
                 rejects_sink.write(line.rstrip(b"\r") + b"\n")
 
-        converter = Converter(cfg, self.output.text_format(cfg), reject, self.kernel, self.threads)
+        converter = Converter(cfg, self.output.text_format(cfg), reject, self.kernel, self.threads, self.drift)
         with outs.create(cfg.dest.model_dump(), output_name(name)) as sink:
             try:
                 converter.convert(f, self.output.open_output(sink, cfg))
