@@ -72,7 +72,9 @@ class Children:
         self.count += 1
         base = self.work / f"child-{self.count}"
         report, out, err = (Path(f"{base}.{s}") for s in ("report.json", "stdout", "stderr"))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               # the CLI's local files: the inputs (bench/data) and this run's outputs (a temp folder)
+               "PIPELINE_LOCAL_ROOTS": os.pathsep.join([str(DATA), str(self.work)])}
         with open(out, "wb") as so, open(err, "wb") as se:
             start = time.perf_counter()
             proc = subprocess.Popen([PY, "-m", "bench.child", str(report), *argv], cwd=ROOT, env=env,
