@@ -20,6 +20,7 @@ something that is not an object, as empty.
 from __future__ import annotations
 
 import gc
+import io
 import json
 import math
 import threading
@@ -36,9 +37,10 @@ from writers.csv_text import CsvFormat, EncodedOutput
 
 from .kernel import cores, kernel_for
 
-# 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
-# per unit; larger chunks measured no faster.
-CHUNK = 256 << 10
+# 128 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
+# per unit, and with converter threads each chunk in flight holds its text and its CSV; the kernel
+# measured as fast at 128 KiB as at 256 KiB (and slower at 64 KiB: more calls), the Python path too.
+CHUNK = 128 << 10
 # A single JSON line has to be in memory to be parsed; beyond this it is an error, not an OOM kill.
 MAX_LINE = 64 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -216,7 +218,8 @@ class Converter:
     a chunk the kernel refuses is redone here, in order, by the Python path."""
 
     def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1):
-        self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text)
+        self._line_function_args = (cfg.columns, fmt, cfg.null_text)
+        self._lines_fn = None
         self.kernel = kernel
         self.threads = threads
         self.on_error = cfg.on_error
@@ -226,6 +229,14 @@ class Converter:
         self.first_reject: dict | None = None
         self.native_chunks = 0  # chunks the kernel wrote (the rest went through the Python path)
         self.python_chunks = 0
+
+    @property
+    def lines_fn(self):
+        """The generated per-row function, built when the Python path first needs it: with the
+        kernel it usually never does, and compiling it costs ~1.5 MB of peak memory."""
+        if self._lines_fn is None:
+            self._lines_fn = build_line_function(*self._line_function_args)
+        return self._lines_fn
 
     def convert(self, src, out) -> None:
         """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
@@ -267,8 +278,9 @@ class Converter:
             self.rows += rows
             out.write_utf8(data)
 
-    def _python(self, body: bytes, line_no: int) -> str:
+    def _python(self, body: bytes | memoryview, line_no: int) -> str:
         self.python_chunks += 1
+        body = bytes(body)
         return self._chunk(body.split(b"\n"), line_no, has_long_number(body))
 
     def _chunk(self, lines: list[bytes], line_no: int, long_numbers: bool) -> str:
@@ -309,8 +321,10 @@ class Converter:
 
 def chunks(src):
     """(body, line_no): the source's whole lines about CHUNK bytes at a time, without their last
-    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped."""
-    read = src.read
+    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped. A body is
+    bytes, or a memoryview of the bytes read when the chunk held whole lines only (no copy; the
+    kernel reads it as it is, the Python path takes bytes(body))."""
+    read = _reader(src)
     line_no = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_size = 0
@@ -330,13 +344,27 @@ def chunks(src):
             if pending_size > MAX_LINE:
                 raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
             continue
-        body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
+        lines = chunk.count(b"\n", 0, cut) + 1
+        if pending:
+            body: bytes | memoryview = b"".join((*pending, memoryview(chunk)[:cut]))
+            lines += sum(p.count(b"\n") for p in pending)
+        else:
+            body = memoryview(chunk)[:cut]
         rest = chunk[cut + 1:]
         pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
         yield body, line_no
-        line_no += body.count(b"\n") + 1
+        line_no += lines
     if pending:
         yield b"".join(pending), line_no
+
+
+def _reader(src):
+    """src.read, or for a local file its unbuffered read: CHUNK-sized reads gain nothing from the
+    1 MiB buffer the local mounter opens files with (it would cost 1 MiB of memory and a copy)."""
+    raw = getattr(src, "raw", None)
+    if type(src) is io.BufferedReader and type(raw) is io.FileIO and src.tell() == raw.tell():
+        return raw.read
+    return src.read
 
 
 def run(processor, src: dict) -> dict:
