@@ -96,6 +96,26 @@ struct Buf {
 
 inline void put(Buf& out, const char* s, size_t n) { out.append(s, n); }
 
+// The index of the first byte at or after i that c.special marks (n if none): 16 bytes at a time
+// with SSE2 (x86-64's baseline), so long clean text is only compared, then copied in one piece.
+inline size_t next_special(const Config& c, const char* s, size_t i, size_t n) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    const __m128i delim = _mm_set1_epi8(c.delimiter[0]);
+    const __m128i extra = _mm_set1_epi8(c.quoting == NONE ? '\\' : '"');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, extra)),
+                                   _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                                _mm_cmpeq_epi8(v, delim)));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) return i + unsigned(__builtin_ctz(unsigned(mask)));
+    }
+#endif
+    while (i < n && !c.special[static_cast<unsigned char>(s[i])]) i++;
+    return i;
+}
+
 // CsvFormat.text / the minimal escape: `s` is a field's UTF-8 text. c.special marks the bytes that
 // may need escaping (quote, CR, LF, the delimiter's first byte, backslash under quoting 'none').
 void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
@@ -110,15 +130,18 @@ void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
     };
     if (c.quoting == MINIMAL) {
         size_t i = 0;
-        for (; i < n; i++) {
-            if (c.special[static_cast<unsigned char>(s[i])] && needs(i)) break;
-        }
+        while ((i = next_special(c, s, i, n)) < n && !needs(i)) i++;
         if (i == n) { put(out, s, n); return; }
     }
     if (c.quoting == NONE) {
         out.reserve_more(n);
-        for (size_t i = 0; i < n; i++) {
-            if (c.special[static_cast<unsigned char>(s[i])] && needs(i)) {
+        size_t i = 0;
+        while (i < n) {
+            size_t j = next_special(c, s, i, n);
+            put(out, s + i, j - i);
+            if (j == n) break;
+            i = j;
+            if (needs(i)) {
                 char ch = s[i];
                 out.push_back('\\');
                 if (ch == '\r') out.push_back('r');
@@ -128,6 +151,7 @@ void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
             } else {
                 out.push_back(s[i]);
             }
+            i++;
         }
         return;
     }
@@ -326,6 +350,32 @@ void write_float(Buf& out, const Number& num) {
     float_layout(out, num.negative, num.digits, num.ndigits, num.kk);
 }
 
+// Whether a validated JSON number's text is already exactly what orjson writes for it, so it can be
+// copied as it is (most numbers in real data: 42, 86.32, 2908.0, 0.005). Integers: all but -0.
+// Floats in plain decimal notation (no exponent) whose shortest digits are the text's own: at most
+// 15 significant digits (any such decimal reads back as itself, so no shorter text round-trips),
+// no trailing zero in the fraction (but "X.0"), and where orjson writes this layout too: the point
+// within the first 16 digits, or "0." followed by at most 4 zeros. Everything else takes Number.
+bool canonical_number(const char* b, const char* e) {
+    const char* p = b;
+    if (p < e && *p == '-') p++;
+    const char* ib = p;
+    while (p < e && *p >= '0' && *p <= '9') p++;
+    size_t ilen = size_t(p - ib);
+    if (p == e) return !(ilen == 1 && *ib == '0' && b != ib);  // an integer: all but -0
+    if (*p != '.') return false;  // an exponent
+    const char* fb = ++p;
+    while (p < e && *p >= '0' && *p <= '9') p++;
+    if (p != e) return false;
+    size_t flen = size_t(e - fb);
+    if (flen == 1 && *fb == '0') return ilen <= 15;  // X.0 (0.0 and -0.0 too)
+    if (e[-1] == '0') return false;  // 1.10 -> 1.1
+    if (!(ilen == 1 && *ib == '0')) return ilen + flen <= 15;
+    size_t z = 0;
+    while (fb + z < e && fb[z] == '0') z++;
+    return z <= 4 && flen - z <= 15;
+}
+
 // ---- strings ----------------------------------------------------------------------------------
 
 inline int hexval(char ch) {
@@ -396,11 +446,11 @@ const char* scan_string(const char* p, const char* end, bool& escaped) {
             if (end - p < 2) return nullptr;
             char e = p[1];
             if (e == 'u') {
-                unsigned v;
+                unsigned v = 0;
                 if (!hex4(p + 2, end, v)) return nullptr;
                 p += 6;
                 if (v >= 0xD800 && v <= 0xDBFF) {
-                    unsigned lo;
+                    unsigned lo = 0;
                     if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, lo) || lo < 0xDC00 ||
                         lo > 0xDFFF)
                         return nullptr;  // a lone surrogate: orjson refuses it
@@ -458,11 +508,11 @@ void unescape(Buf& out, const char* p, const char* end) {
             case 'r': out.push_back('\r'); break;
             case 't': out.push_back('\t'); break;
             case 'u': {
-                unsigned v;
+                unsigned v = 0;
                 hex4(p, end, v);
                 p += 4;
                 if (v >= 0xD800 && v <= 0xDBFF) {
-                    unsigned lo;
+                    unsigned lo = 0;
                     hex4(p + 2, end, lo);
                     p += 6;
                     v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
@@ -732,8 +782,14 @@ struct Dumper {
             case 'f': out.append("false", 5); return p + 5;
             case 'n': out.append("null", 4); return p + 4;
             default: {
+                const char* q = p;  // validated: the number ends at the first byte that cannot be in one
+                while (q < end && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) q++;
+                if (canonical_number(p, q)) {
+                    out.append(p, q - p);
+                    return q;
+                }
                 Number num;
-                const char* q = scan_number(p, end, num, true);
+                q = scan_number(p, end, num, true);
                 if (num.is_int) write_int(out, num);
                 else write_float(out, num);
                 return q;
@@ -774,8 +830,8 @@ bool write_row(const Config& c, Work& w) {
             case INT:
             case FLOAT: {
                 if (c.quoting == ALL) out.push_back('"');
-                if (s.kind == INT && !(s.end - s.begin == 2 && s.begin[0] == '-')) {
-                    out.append(s.begin, s.end - s.begin);  // JSON's integer text is Python's, but for -0
+                if (canonical_number(s.begin, s.end)) {
+                    out.append(s.begin, s.end - s.begin);
                 } else {
                     Number num;
                     scan_number(s.begin, s.end, num, true);
