@@ -26,7 +26,7 @@ from mounters.base import member_matcher, safe_relative
 from pipeline.errors import DataError, MemberError
 from processors.decompress import GZIP_MAGIC, sniff
 from processors.decompress.limits import ArchiveBudget, counted
-from processors.stream import replace_suffix
+from processors.stream import replace_suffix, unbuffered
 
 _SUFFIXES = {"zip": (".zip",), "tar": (".tar.gz", ".tgz", ".tar"), "tar.gz": (".tar.gz", ".tgz", ".tar"),
              "gzip": (".gz", ".gzip")}
@@ -50,7 +50,7 @@ def members(kind: str, pattern: str, f, src_name: str, limits, reopen):
     if kind == "zip":
         yield from _zip_members(f, wanted, base, limits)
         return
-    reader, counter = counted(f)  # gzip and tar declare nothing trustworthy: count what is read
+    reader, counter = counted(unbuffered(f))  # gzip and tar declare nothing trustworthy: count what is read
     budget = ArchiveBudget(limits, lambda: counter.count)
     if kind == "gzip":
         head, stream = sniff(reader, len(GZIP_MAGIC))
@@ -159,7 +159,7 @@ def _positional_reader(f):
     """read_at(offset, n) on the archive. A local file is read with os.pread: the local mounter's
     1 MiB read buffer would be filled (and so resident) for every 64 KiB a member's data takes."""
     raw = getattr(f, "raw", None)
-    if type(f) is io.BufferedReader and type(raw) is io.FileIO:
+    if type(f) is io.BufferedReader and type(raw) is io.FileIO:  # positional: whatever f has buffered
         fd = raw.fileno()
         return lambda offset, n: os.pread(fd, n, offset)
 

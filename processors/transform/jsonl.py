@@ -20,7 +20,6 @@ something that is not an object, as empty.
 from __future__ import annotations
 
 import gc
-import io
 import json
 import math
 import threading
@@ -30,7 +29,7 @@ import orjson
 
 from mounters import open_source
 from pipeline.errors import DataError, LimitExceeded
-from processors.stream import replace_suffix, source_stats
+from processors.stream import replace_suffix, source_stats, unbuffered
 from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
@@ -251,24 +250,37 @@ class Converter:
                 self._parallel(src, out)
 
     def _parallel(self, src, out) -> None:
+        """`threads` converters: threads - 1 pool threads, and this thread, which also reads and
+        writes. It converts a chunk itself whenever every pool thread is busy, so `threads` threads
+        are busy, not threads + 1 (a reader idling in future.result() while a core it could use is
+        free, or one more thread than cores competing for them). Written in order; at most
+        threads + 1 chunks in flight."""
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        pending: deque = deque()
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
+        pending: deque = deque()  # (body, line_no, Future | result), in source order
+        helpers = self.threads - 1
+        with ThreadPoolExecutor(helpers, thread_name_prefix="jsonl-kernel") as pool:
             try:
                 for body, line_no in chunks(src):
-                    if len(pending) > self.threads:
+                    while len(pending) > self.threads:
                         self._write(out, *pending.popleft())
-                    pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                    busy = sum(1 for *_, r in pending if type(r) is Future and not r.done())
+                    if busy < helpers:
+                        pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                    else:
+                        pending.append((body, line_no, self.kernel.convert(body)))
+                    while pending and (type(pending[0][2]) is not Future or pending[0][2].done()):
+                        self._write(out, *pending.popleft())
                 while pending:
                     self._write(out, *pending.popleft())
             finally:
                 for *_, future in pending:
-                    future.cancel()
+                    if type(future) is Future:
+                        future.cancel()
 
     def _write(self, out, body: bytes, line_no: int, result) -> None:
-        if not isinstance(result, tuple) and result is not None:
+        if result is not None and type(result) is not tuple:
             result = result.result()  # a future
         if result is None:
             out.write(self._python(body, line_no))
@@ -324,7 +336,7 @@ def chunks(src):
     newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped. A body is
     bytes, or a memoryview of the bytes read when the chunk held whole lines only (no copy; the
     kernel reads it as it is, the Python path takes bytes(body))."""
-    read = _reader(src)
+    read = unbuffered(src).read  # a local file: no 1 MiB buffer, no copy
     line_no = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_size = 0
@@ -356,15 +368,6 @@ def chunks(src):
         line_no += lines
     if pending:
         yield b"".join(pending), line_no
-
-
-def _reader(src):
-    """src.read, or for a local file its unbuffered read: CHUNK-sized reads gain nothing from the
-    1 MiB buffer the local mounter opens files with (it would cost 1 MiB of memory and a copy)."""
-    raw = getattr(src, "raw", None)
-    if type(src) is io.BufferedReader and type(raw) is io.FileIO and src.tell() == raw.tell():
-        return raw.read
-    return src.read
 
 
 def run(processor, src: dict) -> dict:
