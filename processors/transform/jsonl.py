@@ -34,7 +34,7 @@ from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
 
-from .kernel import cores, kernel_for
+from .kernel import cores, kernel_for, release_free_memory
 
 # 128 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit, and with converter threads each chunk in flight holds its text and its CSV; the kernel
@@ -239,6 +239,8 @@ class Converter:
 
     def convert(self, src, out) -> None:
         """out: writers.csv_text.EncodedOutput (write(str), write_utf8(bytes))."""
+        if self.kernel is not None:
+            release_free_memory()
         with gc_paused():
             if self.kernel is None:
                 for body, line_no in chunks(src):
