@@ -232,6 +232,19 @@ def test_specials_at_every_offset_of_the_16_byte_scans(options):
     assert len(bad_lines) == 72 and all(kernel.convert(line) is None for line in bad_lines)  # each refused alone
 
 
+def test_newline_count_is_bytes_count():
+    """The kernel's 16-byte newline count (chunks' line numbers): newlines at every offset around
+    16-byte blocks, runs longer than the 255 blocks its byte counters hold, any end."""
+    rng = random.Random(3)
+    count = native._ext.count_newlines
+    for size in [*range(0, 70), 255 * 16 - 1, 255 * 16, 255 * 16 + 17, 10_000, 70_001]:
+        for density in (0.0, 0.05, 0.5, 1.0):
+            data = bytes(10 if rng.random() < density else rng.choice(b"ab\r\x0b\xff") for _ in range(size))
+            for end in {0, size, size // 2, max(0, size - 1), size + 5, -1}:
+                assert count(data, end) == data.count(b"\n", 0, max(0, min(end, size))), (size, density, end)
+    assert count(memoryview(b"a\nb\n\n")[1:], 4) == 3
+
+
 def test_engine_native_without_the_kernel_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(native, "_ext", None)
     monkeypatch.delenv(native.REQUIRE_ENV, raising=False)

@@ -1058,8 +1058,49 @@ PyObject* module_trim(PyObject*, PyObject*) {
 #endif
 }
 
+// The number of '\n' bytes in p[0, n): 16 bytes at a time (SSE2; bytes.count looks at one byte at a
+// time, which cost as much as a fifth of the kernel's own time per chunk on short lines).
+size_t count_newlines(const char* p, size_t n) {
+    size_t total = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (i + 16 <= n) {
+        // each match adds 1 to its byte lane (cmpeq gives -1); at most 255 blocks before the lanes
+        // are summed (psadbw), so none overflows
+        __m128i acc = _mm_setzero_si128();
+        size_t stop = n - i > 255 * 16 ? i + 255 * 16 : n;
+        for (; i + 16 <= stop; i += 16) {
+            __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, nl));
+        }
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        total += size_t(_mm_extract_epi16(sums, 0)) + size_t(_mm_extract_epi16(sums, 4));
+    }
+#endif
+    for (; i < n; i++) total += p[i] == '\n';
+    return total;
+}
+
+// count_newlines(buffer, end) -> the number of b"\n" in buffer[:end]
+PyObject* module_count_newlines(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "count_newlines(buffer, end)");
+        return nullptr;
+    }
+    Py_ssize_t end = PyLong_AsSsize_t(args[1]);
+    if (end == -1 && PyErr_Occurred()) return nullptr;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return nullptr;
+    if (end < 0 || end > view.len) end = end < 0 ? 0 : view.len;
+    size_t count = count_newlines(static_cast<const char*>(view.buf), size_t(end));
+    PyBuffer_Release(&view);
+    return PyLong_FromSize_t(count);
+}
+
 PyMethodDef module_methods[] = {
     {"trim", module_trim, METH_NOARGS, "trim() -> bool: return free heap memory to the OS (glibc malloc_trim)"},
+    {"count_newlines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(module_count_newlines)),
+     METH_FASTCALL, "count_newlines(buffer, end) -> the number of b'\\n' in buffer[:end]"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -34,7 +34,7 @@ from processors.transform.budget import check_reject_budget
 from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
 
-from .kernel import cores, kernel_for, release_free_memory
+from .kernel import cores, count_newlines, kernel_for, release_free_memory
 
 # 128 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit, and with converter threads each chunk in flight holds its text and its CSV; the kernel
@@ -358,10 +358,10 @@ def chunks(src):
             if pending_size > MAX_LINE:
                 raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
             continue
-        lines = chunk.count(b"\n", 0, cut) + 1
+        lines = count_newlines(chunk, cut) + 1
         if pending:
             body: bytes | memoryview = b"".join((*pending, memoryview(chunk)[:cut]))
-            lines += sum(p.count(b"\n") for p in pending)
+            lines += sum(count_newlines(p, len(p)) for p in pending)
         else:
             body = memoryview(chunk)[:cut]
         rest = chunk[cut + 1:]
