@@ -820,7 +820,80 @@ struct Dumper {
     }
 };
 
+// Whether a validated list or object [p, e) is already exactly the text Dumper writes for it (so
+// it can be used as it is): no whitespace between tokens, no backslash in any string (a string
+// without escapes is written as it is), every number's text already orjson's (canonical_number),
+// and no key repeated within an object (Dumper refuses those: the slow path must see them).
+bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const char*, size_t>>& keys) {
+    size_t first_key[MAX_DEPTH + 2];  // per open bracket: its object's first entry in keys, or SIZE_MAX
+    int depth = 0;
+    bool expect_key = false;
+    keys.clear();
+    while (p < e) {
+        switch (*p) {
+            case '{':
+            case '[':
+                if (depth > MAX_DEPTH) return false;
+                first_key[depth++] = *p == '{' ? keys.size() : SIZE_MAX;
+                expect_key = *p == '{';
+                p++;
+                break;
+            case '}':
+            case ']':
+                if (depth == 0) return false;
+                if (first_key[--depth] != SIZE_MAX) keys.resize(first_key[depth]);
+                p++;
+                break;
+            case ',':
+                expect_key = depth > 0 && first_key[depth - 1] != SIZE_MAX;
+                p++;
+                break;
+            case ':':
+                p++;
+                break;
+            case '"': {
+                const char* q = ++p;
+#if defined(__SSE2__)
+                const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+                for (; e - q >= 16; q += 16) {
+                    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+                    int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+                    if (mask) {
+                        q += __builtin_ctz(unsigned(mask));
+                        break;
+                    }
+                }
+#endif
+                while (q < e && *q != '"' && *q != '\\') q++;
+                if (q >= e || *q != '"') return false;  // an escape: Dumper decides
+                if (expect_key) {
+                    size_t n = size_t(q - p);
+                    for (size_t i = first_key[depth - 1]; i < keys.size(); i++) {
+                        if (keys[i].second == n && memcmp(keys[i].first, p, n) == 0) return false;
+                    }
+                    keys.emplace_back(p, n);
+                    expect_key = false;
+                }
+                p = q + 1;
+                break;
+            }
+            case 't': p += 4; break;
+            case 'n': p += 4; break;
+            case 'f': p += 5; break;
+            default: {
+                if (!(*p == '-' || (*p >= '0' && *p <= '9'))) return false;  // whitespace
+                const char* q = p;
+                while (q < e && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) q++;
+                if (!canonical_number(p, q)) return false;
+                p = q;
+            }
+        }
+    }
+    return depth == 0;
+}
+
 struct Work {
+    std::vector<std::pair<const char*, size_t>> keys;  // scratch: compact_canonical's keys
     Buf field;  // scratch: a field's text before CSV escaping
     Buf key;    // scratch: an escaped key
     Buf out;
@@ -865,6 +938,10 @@ bool write_row(const Config& c, Work& w) {
             }
             case ARRAY:
             case OBJECT:
+                if (compact_canonical(s.begin, s.end, w.keys)) {  // most lists/objects: their own text
+                    csv_text(c, out, s.begin, size_t(s.end - s.begin));
+                    break;
+                }
                 w.field.clear();
                 if (!w.dumper.value(w.field, s.begin, s.end)) return false;
                 csv_text(c, out, w.field.data(), w.field.size());
