@@ -253,10 +253,11 @@ class Converter:
 
     def _parallel(self, src, out) -> None:
         """`threads` converters: threads - 1 pool threads, and this thread, which also reads and
-        writes. It converts a chunk itself whenever every pool thread is busy, so `threads` threads
-        are busy, not threads + 1 (a reader idling in future.result() while a core it could use is
-        free, or one more thread than cores competing for them). Written in order; at most
-        threads + 1 chunks in flight."""
+        writes. It converts a chunk itself whenever the pool already has a chunk waiting beyond
+        those it is converting (so a pool thread that finishes always finds its next chunk), so
+        `threads` threads are busy, not threads + 1 (a reader idling in future.result() while a
+        core it could use is free, or one more thread than cores competing for them). Written in
+        order; at most threads + 1 chunks in flight."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -268,7 +269,7 @@ class Converter:
                     while len(pending) > self.threads:
                         self._write(out, *pending.popleft())
                     busy = sum(1 for *_, r in pending if type(r) is Future and not r.done())
-                    if busy < helpers:
+                    if busy <= helpers:  # one more than the pool threads: the next one waits queued
                         pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
                     else:
                         pending.append((body, line_no, self.kernel.convert(body)))
