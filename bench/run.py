@@ -73,7 +73,9 @@ class Children:
         self.count += 1
         base = self.work / f"child-{self.count}"
         report, out, err = (Path(f"{base}.{s}") for s in ("report.json", "stdout", "stderr"))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")])),
+               # the CLI's local files: the inputs (bench/data) and this run's outputs (a temp folder)
+               "PIPELINE_LOCAL_ROOTS": os.pathsep.join([str(DATA), str(self.work)])}
         with open(out, "wb") as so, open(err, "wb") as se:
             start = time.perf_counter()
             proc = subprocess.Popen([PY, "-m", "bench.child", str(report), *argv], cwd=self.root, env=env,
@@ -305,6 +307,44 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+# --- the README's measured section -----------------------------------------------------------
+
+README_BEGIN = "<!-- bench:begin (written by `make bench`: bench/run.py --readme) -->"
+README_END = "<!-- bench:end -->"
+SHAPE_NOTES = {"events": "small nested records, ", "social": "a social-media API dump: ~3.3 KB records, "
+                                                              "8-level nesting, long text; "}
+
+
+def readme_table(competitors: list[Competitor], ducks: dict[int, Competitor], threads: int) -> str:
+    """One shape's table for the README: each competitor's throughput, peak RSS, CPU seconds, and
+    for this project's native runs the ratio to DuckDB with the same threads (with each round's)."""
+    lines = ["| competitor | MB/s | peak RSS MB | CPU s | vs DuckDB, same threads (per round) |", "|---|---|---|---|---|"]
+    for c in competitors:
+        n = threads if c.key == "native" else 1 if c.key == "native1" else None
+        duck = ducks.get(n) if n else (c if c.key.startswith("duckdb") else None)
+        ratio = ""
+        if duck is c:
+            ratio = "1.00x"
+        elif duck is not None:
+            ratio = (f"**{c.mb_s / duck.mb_s:.2f}x** (" + " / ".join(f"{x:.2f}" for x in per_round_ratios(c, duck)) + ")")
+        lines.append(f"| {c.label} | {c.mb_s:.1f} | {c.rss:.1f} | {c.cpu:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, section: list[str]) -> None:
+    """Replace what lies between the README's bench markers with this run's section."""
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        log(f"{path}: no {README_BEGIN!r} ... {README_END!r} markers: README left alone")
+        return
+    before, rest = text.split(README_BEGIN, 1)
+    after = rest.split(README_END, 1)[1]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(before + README_BEGIN + "\n" + "\n".join(section) + "\n" + README_END + after)
+    os.replace(tmp, path)
+    log(f"README section updated: {path}")
+
+
 # --- main ------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -318,6 +358,9 @@ def main() -> None:
     parser.add_argument("--skip-duckdb", action="store_true")
     parser.add_argument("--skip-polars", action="store_true")
     parser.add_argument("--results", default=str(RESULTS / "latest.md"), help="markdown report path")
+    parser.add_argument("--readme", default=str(ROOT / "README.md"),
+                        help="the README whose measured section (between the bench:begin/end markers) is "
+                             "replaced by this run's tables; '' leaves it alone")
     args = parser.parse_args()
     threads = nproc()
     shapes = [s for s in args.shapes.split(",") if s]
@@ -333,6 +376,7 @@ def main() -> None:
               f"MB = 10^6 bytes; cores: {threads}", ""]
     targets: list[str] = []
     sections: list[list[str]] = []
+    readme: list[str] = []  # the README's measured section (readme_table per shape, archive and flat lines)
     agree = True
     started = time.perf_counter()
     cli = ["cli", "run"]
@@ -415,6 +459,9 @@ def main() -> None:
                            f"{c_native.rss:.1f} MB (1 thread {c_native1.rss:.1f} MB) -> "
                            f"{verdict(max(c_native.rss, c_native1.rss) <= TARGET_RSS_MB)}")
             sections.append(lines_out)
+            readme += [f"`{shape}` ({SHAPE_NOTES.get(shape, '')}{lines:,} lines, {len(SHAPE_COLUMNS[shape])} columns, "
+                       f"{mb:.0f} MB; outputs of the three paths byte-identical: {'yes' if same else 'NO'}):", "",
+                       readme_table(competitors, ducks, threads), ""]
             if arch:
                 duck = ducks.get(max(ducks)) if ducks else None
                 sec2 = [f"## 2. zip -> CSV and gzip -> CSV end to end, shape `{shape}` (same rounds as 1.; "
@@ -423,6 +470,12 @@ def main() -> None:
                         table(arch + ([duck] if duck else []) + [c_native], duck, "MB/s (uncompressed)",
                               f"vs {duck.label if duck else ''} on the uncompressed file")]
                 if duck:
+                    readme.append("Decompress -> transform as one stream (`transform` with `archive`), events, "
+                                  f"{mb:.0f} MB uncompressed: " + "; ".join(
+                                      f"{c.key} -> CSV {c.mb_s:.1f} MB/s, {c.rss:.1f} MB peak, CPU {c.cpu:.2f} s, "
+                                      f"**{c.mb_s / duck.mb_s:.2f}x {duck.label}** on the uncompressed file"
+                                      for c in arch[:2]) + ".")
+                    readme.append("")
                     for c in arch[:2]:
                         ratio = c.mb_s / duck.mb_s
                         targets.append(f"- {c.key} -> CSV >= {TARGET_ZIP_VS_DUCKDB}x {duck.label} on the uncompressed "
@@ -450,6 +503,9 @@ def main() -> None:
                                                         for c in flat),
                     f"- difference between sizes: {spread:.1f} MB"]
             sections.append(sec3)
+            readme += ["Flat memory, zip -> CSV one stream: " + ", ".join(f"**{c.rss:.1f} MB at {c.input_mb:.0f} MB**"
+                                                                     for c in flat)
+                       + f" uncompressed ({spread:.1f} MB apart).", ""]
             print("\n".join(sec3) + "\n", flush=True)
             targets.append(f"- zip -> CSV peak RSS <= {TARGET_RSS_MB:.0f} MB at every size: "
                            + ", ".join(f"{c.rss:.1f} MB" for c in flat)
@@ -475,6 +531,13 @@ def main() -> None:
     tmp.write_text("\n".join(report) + "\n")
     os.replace(tmp, out)
     log(f"written to {out}")
+    if args.readme and readme:
+        facts = dict((k[2:], v.strip()) for k, _, v in (line.partition(":") for line in machine_facts()))
+        head = [f"Run of {facts.get('date')}, project commit {facts.get('project commit')}, load average at start "
+                f"{facts.get('load average at start')}, {args.reps} interleaved rounds (`make bench`; the full report "
+                f"with every round is `bench/results/latest.md`). MB/s of input per median wall second, start-up "
+                f"included; peak RSS = the child's own VmHWM; CPU s = its user + system time.", ""]
+        update_readme(Path(args.readme), head + readme + ["Targets (issue 10) in this run:", "", *targets, ""])
     if not agree:
         raise SystemExit("row counts or bytes differ between this project's paths (see the checks)")
 

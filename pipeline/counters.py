@@ -31,6 +31,11 @@ class CountedReader:
     def __init__(self, f):
         self._f = f
 
+    @property
+    def wrapped(self):
+        """The file whose reads are counted (processors.stream.unbuffered looks below it)."""
+        return self._f
+
     def read(self, n: int | None = -1) -> bytes:
         data = self._f.read(n)
         add(read=len(data))

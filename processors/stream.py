@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from mounters import describe
+from pipeline.counters import CountedReader
 
 COPY_BUFFER = 1 << 20
+
+
+def unbuffered(f):
+    """The local file under f when f is one opened by the local mounter and nothing of it is
+    buffered yet, else f. Readers that take large blocks (a converter's chunks, an inflater's input)
+    read it directly: the mounter's 1 MiB read buffer would only add a copy and 1 MiB of memory."""
+    if type(f) is CountedReader:  # a source counted for progress: unwrap below the count, keep counting
+        inner = unbuffered(f.wrapped)
+        return f if inner is f.wrapped else CountedReader(inner)
+    raw = getattr(f, "raw", None)
+    if type(f) is io.BufferedReader and type(raw) is io.FileIO and f.tell() == raw.tell():
+        return raw
+    return f
 
 
 def copy_stream(src, dst, buffer_size: int = COPY_BUFFER, charge=None) -> int:

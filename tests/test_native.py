@@ -192,6 +192,59 @@ def test_edges_the_kernel_must_get_exactly_right():
                                               {"name": "l1", "path": "l.1.x"}])
 
 
+def block_edge_lines() -> tuple[bytes, bytes]:
+    """(valid, invalid) lines. Valid: values that put each byte the kernel's 16-byte scans look for
+    (in JSON strings: quote, backslash, escapes, bytes >= 0x80; in CSV fields: quote, CR, LF, tab,
+    the delimiter, backslash) at every offset around one, two and three 16-byte blocks, with clean
+    runs around them, in fields written as text and inside values written as JSON; numbers next to
+    them. Invalid: UTF-8 sequences that are cut, overlong, surrogates or beyond U+10FFFF, and raw
+    control characters, at offsets around the block edges (the kernel must refuse each)."""
+    specials = ['\\"', "\\\\", "\\n", "\\r", "\\t", "\\u0001", "\\u001f", ",", ";", "|", "é", "€", "😀",
+                "'", "/", "\\/", "\\u00e9", "\\ud83d\\ude00", "\x7f", '\\"\\"', "\\r\\n"]
+    valid = []
+    for special in specials:
+        for length in (15, 16, 17, 31, 32, 33, 47):
+            for at in range(length + 1):
+                text = "a" * at + special + "b" * (length - at)
+                valid.append(('{"a": "%s", "s": ["%s", %d.5], "l": {"k": "c%s"}}' % (text, text, at, text)).encode())
+    invalid = []
+    for bad in (b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xc0\xaf", b"\x01", b"\t", b"\xf4\x90\x80\x80"):
+        for at in (0, 1, 14, 15, 16, 17, 30, 31, 32):
+            invalid.append(b'{"a": "' + b"x" * at + bad + b'y"}')
+            invalid.append(b'{"a": 1}')
+    return b"\n".join(valid) + b"\n", b"\n".join(invalid) + b"\n"
+
+
+@pytest.mark.parametrize("options", [{}, {"quoting": "none", "delimiter": ";"}, {"delimiter": "é"},
+                                     {"quoting": "none", "delimiter": "€"}, {"delimiter": "\t"},
+                                     {"quoting": "all"}, {"quoting": "none", "delimiter": "|"}])
+def test_specials_at_every_offset_of_the_16_byte_scans(options):
+    valid, invalid = block_edge_lines()
+    columns = [{"name": "a", "path": "a"}, {"name": "s", "path": "s"}, {"name": "l", "path": "l"},
+               {"name": "k", "path": "l.k"}, {"name": "s1", "path": "s.1"}]
+    python, native_run = assert_same(valid, columns=columns, **options)
+    assert native_run.converter.python_chunks == 0 and python.converter.rows == valid.count(b"\n")
+    python, _ = assert_same(invalid, columns=columns, **options)
+    assert python.converter.rejects == 72 and python.converter.rows == 72
+    cfg = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=columns)
+    kernel = native.kernel_for("native", cfg.columns, CsvFormat(), "")
+    bad_lines = invalid.split(b"\n")[0:-1:2]
+    assert len(bad_lines) == 72 and all(kernel.convert(line) is None for line in bad_lines)  # each refused alone
+
+
+def test_newline_count_is_bytes_count():
+    """The kernel's 16-byte newline count (chunks' line numbers): newlines at every offset around
+    16-byte blocks, runs longer than the 255 blocks its byte counters hold, any end."""
+    rng = random.Random(3)
+    count = native._ext.count_newlines
+    for size in [*range(0, 70), 255 * 16 - 1, 255 * 16, 255 * 16 + 17, 10_000, 70_001]:
+        for density in (0.0, 0.05, 0.5, 1.0):
+            data = bytes(10 if rng.random() < density else rng.choice(b"ab\r\x0b\xff") for _ in range(size))
+            for end in {0, size, size // 2, max(0, size - 1), size + 5, -1}:
+                assert count(data, end) == data.count(b"\n", 0, max(0, min(end, size))), (size, density, end)
+    assert count(memoryview(b"a\nb\n\n")[1:], 4) == 3
+
+
 def test_engine_native_without_the_kernel_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(native, "_ext", None)
     monkeypatch.delenv(native.REQUIRE_ENV, raising=False)

@@ -25,6 +25,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 
 namespace {
@@ -96,6 +99,26 @@ struct Buf {
 
 inline void put(Buf& out, const char* s, size_t n) { out.append(s, n); }
 
+// The index of the first byte at or after i that c.special marks (n if none): 16 bytes at a time
+// with SSE2 (x86-64's baseline), so long clean text is only compared, then copied in one piece.
+inline size_t next_special(const Config& c, const char* s, size_t i, size_t n) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    const __m128i delim = _mm_set1_epi8(c.delimiter[0]);
+    const __m128i extra = _mm_set1_epi8(c.quoting == NONE ? '\\' : '"');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, extra)),
+                                   _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                                _mm_cmpeq_epi8(v, delim)));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) return i + unsigned(__builtin_ctz(unsigned(mask)));
+    }
+#endif
+    while (i < n && !c.special[static_cast<unsigned char>(s[i])]) i++;
+    return i;
+}
+
 // CsvFormat.text / the minimal escape: `s` is a field's UTF-8 text. c.special marks the bytes that
 // may need escaping (quote, CR, LF, the delimiter's first byte, backslash under quoting 'none').
 void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
@@ -110,15 +133,18 @@ void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
     };
     if (c.quoting == MINIMAL) {
         size_t i = 0;
-        for (; i < n; i++) {
-            if (c.special[static_cast<unsigned char>(s[i])] && needs(i)) break;
-        }
+        while ((i = next_special(c, s, i, n)) < n && !needs(i)) i++;
         if (i == n) { put(out, s, n); return; }
     }
     if (c.quoting == NONE) {
         out.reserve_more(n);
-        for (size_t i = 0; i < n; i++) {
-            if (c.special[static_cast<unsigned char>(s[i])] && needs(i)) {
+        size_t i = 0;
+        while (i < n) {
+            size_t j = next_special(c, s, i, n);
+            put(out, s + i, j - i);
+            if (j == n) break;
+            i = j;
+            if (needs(i)) {
                 char ch = s[i];
                 out.push_back('\\');
                 if (ch == '\r') out.push_back('r');
@@ -128,19 +154,39 @@ void csv_text(const Config& c, Buf& out, const char* s, size_t n) {
             } else {
                 out.push_back(s[i]);
             }
+            i++;
         }
         return;
     }
-    out.reserve_more(n + 2);
-    out.push_back('"');
-    const char* start = s;
-    const char* e = s + n;
-    for (const char* q; (q = static_cast<const char*>(memchr(start, '"', e - start))) != nullptr; start = q + 1) {
-        put(out, start, q + 1 - start);
-        out.push_back('"');
+    // Quoted, each '"' doubled. Room for the worst case (every byte a quote) and one 16-byte store
+    // past the end, so blocks are stored whole and the write position only advances.
+    out.reserve_more(2 * n + 2 + 16);
+    char* d = out.b + out.n;
+    *d++ = '"';
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), v);
+        unsigned mask = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+        if (!mask) {
+            d += 16;
+            i += 16;
+            continue;
+        }
+        unsigned k = unsigned(__builtin_ctz(mask)) + 1;  // through the first quote, then its double
+        d += k;
+        *d++ = '"';
+        i += k;
     }
-    put(out, start, e - start);
-    out.push_back('"');
+#endif
+    for (; i < n; i++) {
+        *d++ = s[i];
+        if (s[i] == '"') *d++ = '"';
+    }
+    *d++ = '"';
+    out.n = size_t(d - out.b);
 }
 
 // ---- numbers ----------------------------------------------------------------------------------
@@ -326,6 +372,32 @@ void write_float(Buf& out, const Number& num) {
     float_layout(out, num.negative, num.digits, num.ndigits, num.kk);
 }
 
+// Whether a validated JSON number's text is already exactly what orjson writes for it, so it can be
+// copied as it is (most numbers in real data: 42, 86.32, 2908.0, 0.005). Integers: all but -0.
+// Floats in plain decimal notation (no exponent) whose shortest digits are the text's own: at most
+// 15 significant digits (any such decimal reads back as itself, so no shorter text round-trips),
+// no trailing zero in the fraction (but "X.0"), and where orjson writes this layout too: the point
+// within the first 16 digits, or "0." followed by at most 4 zeros. Everything else takes Number.
+bool canonical_number(const char* b, const char* e) {
+    const char* p = b;
+    if (p < e && *p == '-') p++;
+    const char* ib = p;
+    while (p < e && *p >= '0' && *p <= '9') p++;
+    size_t ilen = size_t(p - ib);
+    if (p == e) return !(ilen == 1 && *ib == '0' && b != ib);  // an integer: all but -0
+    if (*p != '.') return false;  // an exponent
+    const char* fb = ++p;
+    while (p < e && *p >= '0' && *p <= '9') p++;
+    if (p != e) return false;
+    size_t flen = size_t(e - fb);
+    if (flen == 1 && *fb == '0') return ilen <= 15;  // X.0 (0.0 and -0.0 too)
+    if (e[-1] == '0') return false;  // 1.10 -> 1.1
+    if (!(ilen == 1 && *ib == '0')) return ilen + flen <= 15;
+    size_t z = 0;
+    while (fb + z < e && fb[z] == '0') z++;
+    return z <= 4 && flen - z <= 15;
+}
+
 // ---- strings ----------------------------------------------------------------------------------
 
 inline int hexval(char ch) {
@@ -396,11 +468,11 @@ const char* scan_string(const char* p, const char* end, bool& escaped) {
             if (end - p < 2) return nullptr;
             char e = p[1];
             if (e == 'u') {
-                unsigned v;
+                unsigned v = 0;
                 if (!hex4(p + 2, end, v)) return nullptr;
                 p += 6;
                 if (v >= 0xD800 && v <= 0xDBFF) {
-                    unsigned lo;
+                    unsigned lo = 0;
                     if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, lo) || lo < 0xDC00 ||
                         lo > 0xDFFF)
                         return nullptr;  // a lone surrogate: orjson refuses it
@@ -458,11 +530,11 @@ void unescape(Buf& out, const char* p, const char* end) {
             case 'r': out.push_back('\r'); break;
             case 't': out.push_back('\t'); break;
             case 'u': {
-                unsigned v;
+                unsigned v = 0;
                 hex4(p, end, v);
                 p += 4;
                 if (v >= 0xD800 && v <= 0xDBFF) {
-                    unsigned lo;
+                    unsigned lo = 0;
                     hex4(p + 2, end, lo);
                     p += 6;
                     v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
@@ -732,8 +804,14 @@ struct Dumper {
             case 'f': out.append("false", 5); return p + 5;
             case 'n': out.append("null", 4); return p + 4;
             default: {
+                const char* q = p;  // validated: the number ends at the first byte that cannot be in one
+                while (q < end && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) q++;
+                if (canonical_number(p, q)) {
+                    out.append(p, q - p);
+                    return q;
+                }
                 Number num;
-                const char* q = scan_number(p, end, num, true);
+                q = scan_number(p, end, num, true);
                 if (num.is_int) write_int(out, num);
                 else write_float(out, num);
                 return q;
@@ -742,7 +820,80 @@ struct Dumper {
     }
 };
 
+// Whether a validated list or object [p, e) is already exactly the text Dumper writes for it (so
+// it can be used as it is): no whitespace between tokens, no backslash in any string (a string
+// without escapes is written as it is), every number's text already orjson's (canonical_number),
+// and no key repeated within an object (Dumper refuses those: the slow path must see them).
+bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const char*, size_t>>& keys) {
+    size_t first_key[MAX_DEPTH + 2];  // per open bracket: its object's first entry in keys, or SIZE_MAX
+    int depth = 0;
+    bool expect_key = false;
+    keys.clear();
+    while (p < e) {
+        switch (*p) {
+            case '{':
+            case '[':
+                if (depth > MAX_DEPTH) return false;
+                first_key[depth++] = *p == '{' ? keys.size() : SIZE_MAX;
+                expect_key = *p == '{';
+                p++;
+                break;
+            case '}':
+            case ']':
+                if (depth == 0) return false;
+                if (first_key[--depth] != SIZE_MAX) keys.resize(first_key[depth]);
+                p++;
+                break;
+            case ',':
+                expect_key = depth > 0 && first_key[depth - 1] != SIZE_MAX;
+                p++;
+                break;
+            case ':':
+                p++;
+                break;
+            case '"': {
+                const char* q = ++p;
+#if defined(__SSE2__)
+                const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+                for (; e - q >= 16; q += 16) {
+                    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+                    int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+                    if (mask) {
+                        q += __builtin_ctz(unsigned(mask));
+                        break;
+                    }
+                }
+#endif
+                while (q < e && *q != '"' && *q != '\\') q++;
+                if (q >= e || *q != '"') return false;  // an escape: Dumper decides
+                if (expect_key) {
+                    size_t n = size_t(q - p);
+                    for (size_t i = first_key[depth - 1]; i < keys.size(); i++) {
+                        if (keys[i].second == n && memcmp(keys[i].first, p, n) == 0) return false;
+                    }
+                    keys.emplace_back(p, n);
+                    expect_key = false;
+                }
+                p = q + 1;
+                break;
+            }
+            case 't': p += 4; break;
+            case 'n': p += 4; break;
+            case 'f': p += 5; break;
+            default: {
+                if (!(*p == '-' || (*p >= '0' && *p <= '9'))) return false;  // whitespace
+                const char* q = p;
+                while (q < e && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) q++;
+                if (!canonical_number(p, q)) return false;
+                p = q;
+            }
+        }
+    }
+    return depth == 0;
+}
+
 struct Work {
+    std::vector<std::pair<const char*, size_t>> keys;  // scratch: compact_canonical's keys
     Buf field;  // scratch: a field's text before CSV escaping
     Buf key;    // scratch: an escaped key
     Buf out;
@@ -774,8 +925,8 @@ bool write_row(const Config& c, Work& w) {
             case INT:
             case FLOAT: {
                 if (c.quoting == ALL) out.push_back('"');
-                if (s.kind == INT && !(s.end - s.begin == 2 && s.begin[0] == '-')) {
-                    out.append(s.begin, s.end - s.begin);  // JSON's integer text is Python's, but for -0
+                if (canonical_number(s.begin, s.end)) {
+                    out.append(s.begin, s.end - s.begin);
                 } else {
                     Number num;
                     scan_number(s.begin, s.end, num, true);
@@ -787,6 +938,10 @@ bool write_row(const Config& c, Work& w) {
             }
             case ARRAY:
             case OBJECT:
+                if (compact_canonical(s.begin, s.end, w.keys)) {  // most lists/objects: their own text
+                    csv_text(c, out, s.begin, size_t(s.end - s.begin));
+                    break;
+                }
                 w.field.clear();
                 if (!w.dumper.value(w.field, s.begin, s.end)) return false;
                 csv_text(c, out, w.field.data(), w.field.size());
@@ -965,8 +1120,69 @@ PyMethodDef kernel_methods[] = {
 
 PyTypeObject KernelType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
+// trim(): hand the allocator's free memory back to the OS (glibc's malloc_trim; elsewhere nothing).
+// Called as a conversion starts: what imports and config validation freed stays resident otherwise,
+// under the conversion's own working set, in the process's peak.
+PyObject* module_trim(PyObject*, PyObject*) {
+#if defined(__GLIBC__)
+    int released;
+    Py_BEGIN_ALLOW_THREADS
+    released = malloc_trim(0);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(released);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+// The number of '\n' bytes in p[0, n): 16 bytes at a time (SSE2; bytes.count looks at one byte at a
+// time, which cost as much as a fifth of the kernel's own time per chunk on short lines).
+size_t count_newlines(const char* p, size_t n) {
+    size_t total = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (i + 16 <= n) {
+        // each match adds 1 to its byte lane (cmpeq gives -1); at most 255 blocks before the lanes
+        // are summed (psadbw), so none overflows
+        __m128i acc = _mm_setzero_si128();
+        size_t stop = n - i > 255 * 16 ? i + 255 * 16 : n;
+        for (; i + 16 <= stop; i += 16) {
+            __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, nl));
+        }
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        total += size_t(_mm_extract_epi16(sums, 0)) + size_t(_mm_extract_epi16(sums, 4));
+    }
+#endif
+    for (; i < n; i++) total += p[i] == '\n';
+    return total;
+}
+
+// count_newlines(buffer, end) -> the number of b"\n" in buffer[:end]
+PyObject* module_count_newlines(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "count_newlines(buffer, end)");
+        return nullptr;
+    }
+    Py_ssize_t end = PyLong_AsSsize_t(args[1]);
+    if (end == -1 && PyErr_Occurred()) return nullptr;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return nullptr;
+    if (end < 0 || end > view.len) end = end < 0 ? 0 : view.len;
+    size_t count = count_newlines(static_cast<const char*>(view.buf), size_t(end));
+    PyBuffer_Release(&view);
+    return PyLong_FromSize_t(count);
+}
+
+PyMethodDef module_methods[] = {
+    {"trim", module_trim, METH_NOARGS, "trim() -> bool: return free heap memory to the OS (glibc malloc_trim)"},
+    {"count_newlines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(module_count_newlines)),
+     METH_FASTCALL, "count_newlines(buffer, end) -> the number of b'\\n' in buffer[:end]"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "sourcemart_kernel",
-                          "JSONL -> CSV kernel for processors/transform/jsonl.py", -1, nullptr};
+                          "JSONL -> CSV kernel for processors/transform/jsonl.py", -1, module_methods};
 
 }  // namespace
 

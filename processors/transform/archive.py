@@ -13,6 +13,8 @@ path>, with .jsonl/.ndjson/.json/.txt swapped for .csv (gzip: the file name with
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import struct
 import tarfile
 import zipfile
@@ -24,7 +26,7 @@ from mounters.base import member_matcher, safe_relative
 from pipeline.errors import DataError, MemberError
 from processors.decompress import GZIP_MAGIC, sniff
 from processors.decompress.limits import ArchiveBudget, counted
-from processors.stream import replace_suffix
+from processors.stream import replace_suffix, unbuffered
 
 _SUFFIXES = {"zip": (".zip",), "tar": (".tar.gz", ".tgz", ".tar"), "tar.gz": (".tar.gz", ".tgz", ".tar"),
              "gzip": (".gz", ".gzip")}
@@ -48,7 +50,7 @@ def members(kind: str, pattern: str, f, src_name: str, limits, reopen):
     if kind == "zip":
         yield from _zip_members(f, wanted, base, limits)
         return
-    reader, counter = counted(f)  # gzip and tar declare nothing trustworthy: count what is read
+    reader, counter = counted(unbuffered(f))  # gzip and tar declare nothing trustworthy: count what is read
     budget = ArchiveBudget(limits, lambda: counter.count)
     if kind == "gzip":
         head, stream = sniff(reader, len(GZIP_MAGIC))
@@ -109,12 +111,12 @@ class _ZipMember:
     inflated by ISA-L; its size and CRC-32 are checked at the end, as zipfile checks them."""
 
     def __init__(self, f, info: zipfile.ZipInfo):
-        f.seek(info.header_offset)
-        header = f.read(30)
+        self._read_at = _positional_reader(f)
+        header = self._read_at(info.header_offset, 30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
             raise zipfile.BadZipFile("bad local file header")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
-        self._f, self._info = f, info
+        self._info = info
         self._pos = info.header_offset + 30 + name_len + extra_len
         self._left = info.compress_size
         self._inflate = isal_zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
@@ -128,8 +130,7 @@ class _ZipMember:
             if d is not None and d.unconsumed_tail:
                 data = d.decompress(d.unconsumed_tail, limit)
             elif self._left:
-                self._f.seek(self._pos)
-                raw = self._f.read(min(_RAW, self._left))
+                raw = self._read_at(self._pos, min(_RAW, self._left))
                 if not raw:
                     raise EOFError("archive ends inside the member's data")
                 self._pos += len(raw)
@@ -152,3 +153,18 @@ class _ZipMember:
             raise zipfile.BadZipFile(f"size {self._size} is not the {self._info.file_size} the archive lists")
         if self._crc != self._info.CRC:
             raise zipfile.BadZipFile("CRC-32 mismatch")
+
+
+def _positional_reader(f):
+    """read_at(offset, n) on the archive. A local file is read with os.pread: the local mounter's
+    1 MiB read buffer would be filled (and so resident) for every 64 KiB a member's data takes."""
+    raw = getattr(f, "raw", None)
+    if type(f) is io.BufferedReader and type(raw) is io.FileIO:  # positional: whatever f has buffered
+        fd = raw.fileno()
+        return lambda offset, n: os.pread(fd, n, offset)
+
+    def read_at(offset: int, n: int) -> bytes:
+        f.seek(offset)
+        return f.read(n)
+
+    return read_at

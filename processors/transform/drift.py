@@ -224,12 +224,14 @@ class LineSampler:
         self.seen += size + 1
         budget = WARMUP + self.seen * RATE - self.spent
         self._tail = body
+        if budget < size and budget < (self.average or 1):
+            return
+        if body.__class__ is not bytes:  # a memoryview of the chunk read (jsonl.chunks): only sampled ones are copied
+            body = bytes(body)
         if budget >= size:
             for line in body.split(b"\n"):
                 self._take(line)
             self._tail = None
-            return
-        if budget < (self.average or 1):
             return
         start_end = body.find(b"\n")
         first = body[: start_end if start_end >= 0 else size]
@@ -271,7 +273,8 @@ class LineSampler:
     def finish(self) -> None:
         """The file's last line or record (if not sampled already)."""
         if self._tail is not None:
-            self._take(self._tail[self._tail.rfind(b"\n") + 1:])
+            tail = bytes(self._tail)
+            self._take(tail[tail.rfind(b"\n") + 1:])
             self._tail = None
         if self._last_record is not None:
             self.sampler.observe(self._last_record)

@@ -36,7 +36,7 @@ import orjson
 
 from mounters import open_source
 from pipeline.errors import DataError, LimitExceeded
-from processors.stream import replace_suffix, source_stats
+from processors.stream import replace_suffix, source_stats, unbuffered
 from processors.transform.budget import check_reject_budget
 from writers import OutputSet, output_format
 from writers.csv_text import CsvFormat
@@ -44,12 +44,13 @@ from writers.csv_text import CsvFormat
 from .encoding import utf8_stream
 from .formats import InputError, Records, Reject, Where, reader_for
 from . import drift as schema_drift
-from .kernel import cores, kernel_for
+from .kernel import cores, count_newlines, kernel_for, release_free_memory
 from .observe import Watch
 
-# 256 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
-# per unit; larger chunks measured no faster.
-CHUNK = 256 << 10
+# 128 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
+# per unit, and with converter threads each chunk in flight holds its text and its CSV; the kernel
+# measured as fast at 128 KiB as at 256 KiB (and slower at 64 KiB: more calls), the Python path too.
+CHUNK = 128 << 10
 # A single JSON line has to be in memory to be parsed; beyond this it is an error, not an OOM kill.
 MAX_LINE = 64 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -255,7 +256,8 @@ class Converter:
 
     def __init__(self, cfg, fmt: CsvFormat, reject, kernel=None, threads: int = 1, drift=None):
         self.reader = reader_for(cfg.input_format)
-        self.lines_fn = build_line_function(cfg.columns, fmt, cfg.null_text, getattr(self.reader, "DECIMALS", False))
+        self._line_function_args = (cfg.columns, fmt, cfg.null_text, getattr(self.reader, "DECIMALS", False))
+        self._lines_fn = None
         self.cfg = cfg
         self.diagnose = getattr(self.reader, "diagnose", None)  # says what a bad first line suggests
         self.kernel = kernel
@@ -274,11 +276,21 @@ class Converter:
         Python passes here (the native kernel's chunks are converted in C++ and do not)."""
         return self.lines_fn(records)
 
+    @property
+    def lines_fn(self):
+        """The generated per-row function, built when the Python path first needs it: with the
+        kernel it usually never does, and compiling it costs ~1.5 MB of peak memory."""
+        if self._lines_fn is None:
+            self._lines_fn = build_line_function(*self._line_function_args)
+        return self._lines_fn
+
     def convert(self, src, out) -> None:
         """src: the source's bytes (any input encoding); out: writers.csv_text.EncodedOutput
         (write(str), write_utf8(bytes))."""
         watch = Watch(self)  # drift sample and progress counters, per batch (observe.py)
         batches = watch.batches(self.reader.batches(utf8_stream(src, self.cfg.input_encoding), self.cfg))
+        if self.kernel is not None:
+            release_free_memory()
         with gc_paused():
             if self.kernel is None:
                 for batch in batches:
@@ -316,24 +328,38 @@ class Converter:
         self._bad(item.where, item.raw, ValueError(item.reason))
 
     def _parallel(self, batches, out) -> None:
+        """`threads` converters: threads - 1 pool threads, and this thread, which also reads and
+        writes. It converts a chunk itself whenever the pool already has a chunk waiting beyond
+        those it is converting (so a pool thread that finishes always finds its next chunk), so
+        `threads` threads are busy, not threads + 1 (a reader idling in future.result() while a
+        core it could use is free, or one more thread than cores competing for them). Written in
+        order; at most threads + 1 chunks in flight."""
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        pending: deque = deque()
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="jsonl-kernel") as pool:
+        pending: deque = deque()  # (body, line_no, Future | result), in source order
+        helpers = self.threads - 1
+        with ThreadPoolExecutor(helpers, thread_name_prefix="jsonl-kernel") as pool:
             try:
                 for body, line_no in batches:
-                    if len(pending) > self.threads:
+                    while len(pending) > self.threads:
                         self._write(out, *pending.popleft())
-                    pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                    busy = sum(1 for *_, r in pending if type(r) is Future and not r.done())
+                    if busy <= helpers:  # one more than the pool threads: the next one waits queued
+                        pending.append((body, line_no, pool.submit(self.kernel.convert, body)))
+                    else:
+                        pending.append((body, line_no, self.kernel.convert(body)))
+                    while pending and (type(pending[0][2]) is not Future or pending[0][2].done()):
+                        self._write(out, *pending.popleft())
                 while pending:
                     self._write(out, *pending.popleft())
             finally:
                 for *_, future in pending:
-                    future.cancel()
+                    if type(future) is Future:
+                        future.cancel()
 
     def _write(self, out, body: bytes, line_no: int, result) -> None:
-        if not isinstance(result, tuple) and result is not None:
+        if result is not None and type(result) is not tuple:
             result = result.result()  # a future
         if result is None:
             out.write(self._python(body, line_no))
@@ -343,8 +369,9 @@ class Converter:
             self.rows += rows
             out.write_utf8(data)
 
-    def _python(self, body: bytes, line_no: int) -> str:
+    def _python(self, body: bytes | memoryview, line_no: int) -> str:
         self.python_chunks += 1
+        body = bytes(body)
         return self._chunk(body.split(b"\n"), line_no, has_long_number(body))
 
     def _chunk(self, lines: list[bytes], line_no: int, long_numbers: bool) -> str:
@@ -390,8 +417,10 @@ class Converter:
 
 def chunks(src):
     """(body, line_no): the source's whole lines about CHUNK bytes at a time, without their last
-    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped."""
-    read = src.read
+    newline; line_no counts the lines before them. A UTF-8 BOM at the start is dropped. A body is
+    bytes, or a memoryview of the bytes read when the chunk held whole lines only (no copy; the
+    kernel reads it as it is, the Python path takes bytes(body))."""
+    read = unbuffered(src).read  # a local file: no 1 MiB buffer, no copy
     line_no = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     pending_size = 0
@@ -411,11 +440,16 @@ def chunks(src):
             if pending_size > MAX_LINE:
                 raise BadLine(f"line is longer than {MAX_LINE >> 20} MiB", line_no + 1)
             continue
-        body = b"".join((*pending, chunk[:cut])) if pending else chunk[:cut]
+        lines = count_newlines(chunk, cut) + 1
+        if pending:
+            body: bytes | memoryview = b"".join((*pending, memoryview(chunk)[:cut]))
+            lines += sum(count_newlines(p, len(p)) for p in pending)
+        else:
+            body = memoryview(chunk)[:cut]
         rest = chunk[cut + 1:]
         pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
         yield body, line_no
-        line_no += body.count(b"\n") + 1
+        line_no += lines
     if pending:
         yield b"".join(pending), line_no
 

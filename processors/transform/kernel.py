@@ -53,3 +53,19 @@ def kernel_for(engine: str, columns, fmt, null_text: str):
 def _index(key: str) -> int:
     """A segment of digits also indexes a list (as in jsonl.build_line_function); -1 otherwise."""
     return min(int(key), 1 << 62) if key.isdigit() else -1
+
+
+def release_free_memory() -> None:
+    """Give the allocator's free memory back to the OS before a conversion (glibc malloc_trim, in
+    the kernel): what start-up freed would otherwise sit under the conversion in the peak RSS."""
+    if _ext is not None and hasattr(_ext, "trim"):
+        _ext.trim()
+
+
+def _count_newlines(data, end: int) -> int:
+    return data.count(b"\n", 0, end)
+
+
+# count_newlines(data, end) -> the number of b"\n" in data[:end]: the kernel's (16 bytes at a time)
+# when it is built, for the line numbers of either path; bytes.count looks at a byte at a time.
+count_newlines = getattr(_ext, "count_newlines", _count_newlines)
