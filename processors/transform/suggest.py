@@ -178,7 +178,7 @@ class _Sample:
 
         first = True
         for body, _ in chunks(reader):
-            for line in body.split(b"\n"):
+            for line in bytes(body).split(b"\n"):  # chunks may hand out a memoryview
                 if not line or line.isspace():
                     continue
                 try:

@@ -28,7 +28,8 @@ def batches(src, cfg):
     from processors.transform.jsonl import chunks, exact_loads, has_long_number
 
     picks: list[tuple[str, int]] | None = None if cfg.header_row else _picks(cfg.columns, None)
-    for body, line_no in chunks(src):
+    for view, line_no in chunks(src):
+        body = bytes(view)  # chunks may hand out a memoryview of what it read (the kernel's input)
         records: list[dict] = []
         lines: list[int] = []
         raws: list[bytes] = []
