@@ -11,6 +11,10 @@ The local runner drives it with a thread pool; the Azure shim hands it a Durable
 (`return (yield from orchestrate(context, request))`). It does no I/O, reads no clock and draws
 no random numbers, so Durable replay is deterministic. Units pass references, never data.
 
+Results stay small whatever the file count: a unit's result carries counts, and its outputs
+inline only up to writers.base.OUTPUTS_INLINE, else a reference to its output manifest; the next
+processor is planned from those (pipeline.units: at most MAX_UNITS units, batches beyond).
+
 Activities: "list" -> pipeline.units.plan_units; "copy" / "decompress" / "transform" (one per
 processor kind) -> processors.run_unit.
 """
@@ -65,7 +69,7 @@ def orchestrate(ctx, request: dict):
             raise PipelineFailed(f"processor {index + 1} of {len(processors)} ({label}) failed: {_one_line(exc)}") from None
         ctx.set_custom_status({**where, "stage": "finished", "units_done": len(results), "units": len(units)})
         steps.append(step_summary(index, label, results))
-        previous = [o for r in results for o in r["outputs"]]
+        previous = next_inputs(results)
     return manifest(config, steps)
 
 
@@ -74,13 +78,34 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+def next_inputs(results: list[dict]) -> list[dict]:
+    """What the next processor plans from: each unit's outputs inline (a few), or a reference to
+    its output manifest ({"manifest": {"location", "outputs", ...}}), so this stays small."""
+    out: list[dict] = []
+    for r in results:
+        if "outputs_manifest" in r:
+            out.append({"manifest": r["outputs_manifest"]})
+        else:
+            out += r["outputs"]
+    return out
+
+
+# A result from before counts were carried (a Durable history replayed after an upgrade) has them inline.
+def _count(result: dict) -> int:
+    return result["output_count"] if "output_count" in result else len(result.get("outputs") or [])
+
+
+def _bytes(result: dict) -> int:
+    return result["bytes_written"] if "bytes_written" in result else sum(o["bytes"] for o in result.get("outputs") or [])
+
+
 def step_summary(index: int, label: str, results: list[dict]) -> dict:
     return {
         "index": index,
         "processor": label,
         "units": len(results),
-        "outputs": sum(len(r["outputs"]) for r in results),
-        "bytes_written": sum(o["bytes"] for r in results for o in r["outputs"]),
+        "outputs": sum(_count(r) for r in results),
+        "bytes_written": sum(_bytes(r) for r in results),
         "rows": sum(r.get("rows", 0) for r in results),
         "rejects": sum(r.get("rejects", 0) for r in results),
         "results": results,

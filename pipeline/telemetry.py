@@ -109,6 +109,8 @@ def _context_of(payload: dict) -> dict[str, Any]:
 def _source_label(payload: dict) -> str | None:
     from mounters import describe
 
+    if isinstance(payload.get("batch"), dict):
+        return f"batch {payload['batch'].get('index')} ({payload['batch'].get('count')} files)"
     src = payload.get("src") or {}
     try:
         label = describe(src["location"])
@@ -138,11 +140,10 @@ def unit_fields(payload: dict, result: dict | None, error: BaseException | None,
         fields.update(outcome="failed", error=_one_line(error), bytes_in=src_size)
         return fields
     result = result or {}
-    outputs = result.get("outputs") or []
     fields.update(
         bytes_in=result.get("bytes_fetched", result.get("src_bytes", src_size)),
-        bytes_out=sum(int(o.get("bytes") or 0) for o in outputs),
-        outputs=len(outputs), rows=result.get("rows"), rejects=result.get("rejects"),
+        bytes_out=result.get("bytes_written", 0), outputs=result.get("output_count", 0),
+        rows=result.get("rows"), rejects=result.get("rejects"),
     )
     if "failed" in result:
         fields.update(outcome="rejected", error=_one_line(result["failed"]))

@@ -13,7 +13,7 @@ from writers.base import OutputSet, Sink
 
 _TYPES = {"local": "writers.local", "blob": "writers.blob"}
 
-__all__ = ["OutputSet", "Sink", "open_sink"]
+__all__ = ["OutputSet", "Sink", "open_sink", "resume_sink"]
 
 
 def open_sink(folder: dict, name: str) -> Sink:
@@ -25,3 +25,8 @@ def open_sink(folder: dict, name: str) -> Sink:
     except KeyError:
         raise PermanentError(f"location type {folder.get('type')!r} cannot be written to") from None
     return module.open_sink(folder, name)
+
+
+def resume_sink(state: dict) -> Sink:
+    """A sink from its Sink.suspend() state (an OutputSet's spill), to commit or abort it."""
+    return importlib.import_module(_TYPES[state["writer"]]).resume_sink(state)

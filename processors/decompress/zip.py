@@ -74,5 +74,5 @@ def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
     return [(cfg["dest"], archive_folder(src_name, _SUFFIXES))]
 
 
-def run(processor, src: dict) -> dict:
-    return extract(processor, src, True, members, _SUFFIXES)
+def run(processor, src: dict, outs) -> dict:
+    return extract(processor, src, outs, True, members, _SUFFIXES)

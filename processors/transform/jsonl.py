@@ -31,7 +31,6 @@ from mounters import open_source
 from pipeline.errors import DataError, LimitExceeded
 from processors.stream import replace_suffix, source_stats
 from processors.transform.budget import check_reject_budget
-from writers import OutputSet
 from writers.csv_text import CsvFormat, EncodedOutput
 
 from .kernel import cores, kernel_for
@@ -339,13 +338,12 @@ def chunks(src):
         yield b"".join(pending), line_no
 
 
-def run(processor, src: dict) -> dict:
+def run(processor, src: dict, outs) -> dict:
     cfg = processor.processor_config
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
     kernel = kernel_for(cfg.engine, cfg.columns, fmt, cfg.null_text)
     unit = _Unit(cfg, fmt, kernel, cfg.threads or cores())
-    with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
-            ExitStack() as rejects_stack:
+    with open_source(src["location"], seekable=cfg.archive == "zip") as f, ExitStack() as rejects_stack:
         if cfg.archive is None:
             unit.convert(f, outs, rejects_stack, src["name"])
         else:
@@ -355,7 +353,7 @@ def run(processor, src: dict) -> dict:
                                                   lambda: open_source(src["location"])):
                 unit.convert(stream, outs, rejects_stack, out_name, member=name)
         stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
+    result = {**stats, "rows": unit.rows, "rejects": unit.rejects,
               "engine": "native" if kernel is not None else "python"}
     if unit.first_reject:
         result["first_reject"] = unit.first_reject
