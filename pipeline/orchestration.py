@@ -99,30 +99,46 @@ def _bytes(result: dict) -> int:
     return result["bytes_written"] if "bytes_written" in result else sum(o["bytes"] for o in result.get("outputs") or [])
 
 
+# A step of the run manifest lists its units' results up to this many (the counts cover them all;
+# a unit with many outputs lists them in its output manifest, which its result references).
+RESULTS_LISTED = 20
+# Files with rejected lines listed by name in the manifest (the count covers them all).
+REJECTS_LISTED = 100
+
+
 def step_summary(index: int, label: str, results: list[dict]) -> dict:
+    rejected = [f for r in results for f in _rejected(r)]
     return {
         "index": index,
         "processor": label,
         "units": len(results),
         "outputs": sum(_count(r) for r in results),
         "bytes_written": sum(_bytes(r) for r in results),
+        "bytes_read": sum(int(r.get("bytes_fetched", r.get("src_bytes")) or 0) for r in results),
         "rows": sum(r.get("rows", 0) for r in results),
         "rejects": sum(r.get("rejects", 0) for r in results),
-        "results": results,
+        "rejected_files": sum(r.get("rejected_files", 1 if r.get("rejects") else 0) for r in results),
+        "rejected": [{"processor": label, **f} for f in rejected[:REJECTS_LISTED]],
+        "results_listed": min(len(results), RESULTS_LISTED),
+        "results": results[:RESULTS_LISTED],
     }
 
 
-# Files with rejected lines listed by name in the manifest (the count covers them all).
-REJECTS_LISTED = 100
+def _rejected(result: dict) -> list[dict]:
+    """A unit's files with rejected lines: {"src", "rejects", "first_reject"} each."""
+    if "rejected" in result:  # a batch unit's
+        return result["rejected"]
+    if result.get("rejects"):
+        return [{"src": result.get("src"), "rejects": result["rejects"], "first_reject": result.get("first_reject")}]
+    return []
 
 
 def rejects_report(steps: list[dict]) -> dict:
     """The run's rejected lines: how many, and per file (the first REJECTS_LISTED files) the count
     and the first one, so a partial loss is visible at run level, not only inside a unit's result."""
-    files = [{"processor": s["processor"], "src": r.get("src"), "rejects": r["rejects"],
-              "first_reject": r.get("first_reject")}
-             for s in steps for r in s["results"] if r.get("rejects")]
-    return {"lines": sum(f["rejects"] for f in files), "files": len(files), "listed": files[:REJECTS_LISTED]}
+    listed = [f for s in steps for f in s["rejected"]]
+    return {"lines": sum(s["rejects"] for s in steps), "files": sum(s["rejected_files"] for s in steps),
+            "listed": listed[:REJECTS_LISTED]}
 
 
 def manifest(config: dict, steps: list[dict]) -> dict:

@@ -188,9 +188,9 @@ def run_fields(run_id: str, config: dict, manifest: dict | None, error: BaseExce
         return fields
     manifest = manifest or {}
     totals = manifest.get("totals") or {}
-    results = [r for s in manifest.get("steps") or [] for r in s.get("results") or []]
+    steps = manifest.get("steps") or []
     fields.update(units=totals.get("units"), outputs=totals.get("outputs"),
-                  bytes_in=sum(int(r.get("bytes_fetched", r.get("src_bytes")) or 0) for r in results),
+                  bytes_in=sum(int(s.get("bytes_read") or 0) for s in steps),
                   bytes_out=totals.get("bytes_written"), rows=totals.get("rows"), rejects=totals.get("rejects"),
                   outcome=manifest.get("status", "succeeded"))
     return fields

@@ -62,6 +62,7 @@ def run_unit(unit: dict, sources=None) -> dict:
     counts, and the outputs inline up to OUTPUTS_INLINE, else a reference to the unit's output
     manifest ("outputs_manifest")."""
     from writers import OutputSet
+    from writers.base import OUTPUTS_INLINE
 
     processor = processor_model(unit["processor"])
     module = module_for(unit["processor"])
@@ -72,7 +73,9 @@ def run_unit(unit: dict, sources=None) -> dict:
     # A failure while committing names the unit: its source, or its batch.
     label = describe(unit["src"]["location"]) if sources is None else f"batch {unit['batch']['index']}"
     with _named(label):
-        with OutputSet(manifest_target(unit)) as outs:
+        # A batch unit lists its outputs in its manifest whatever their count: a processor's
+        # results (up to MAX_UNITS of them) then carry no output lists at all.
+        with OutputSet(manifest_target(unit), inline=OUTPUTS_INLINE if sources is None else 0) as outs:
             for src in ([unit["src"]] if sources is None else sources):
                 with _named(describe(src["location"])):
                     results.append(module.run(processor, src, outs))
@@ -86,8 +89,10 @@ def run_unit(unit: dict, sources=None) -> dict:
     return result
 
 
-# A batch unit's result lists its sources' own results up to this many (the counts cover them all).
+# A batch unit's result lists its sources' own results up to this many, and its files with
+# rejected lines up to REJECTS_LISTED (the counts cover them all).
 BATCH_RESULTS_LISTED = 5
+REJECTS_LISTED = 100
 
 
 def _batch_result(results: list[dict]) -> dict:
@@ -96,9 +101,12 @@ def _batch_result(results: list[dict]) -> dict:
     for key in ("rows", "rejects", "members_skipped", "members_not_extracted"):
         if any(key in r for r in results):
             total[key] = sum(r.get(key, 0) for r in results)
-    first = next((r for r in results if r.get("first_reject")), None)
-    if first is not None:
-        total["first_reject"] = {"src": first["src"], **first["first_reject"]}
+    rejected = [r for r in results if r.get("rejects")]
+    if rejected:  # per file, as a single unit's result would say it (the run's rejects report lists them)
+        total["first_reject"] = {"src": rejected[0]["src"], **rejected[0]["first_reject"]}
+        total["rejected_files"] = len(rejected)
+        total["rejected"] = [{"src": r["src"], "rejects": r["rejects"], "first_reject": r.get("first_reject")}
+                             for r in rejected[:REJECTS_LISTED]]
     engines = sorted({r["engine"] for r in results if "engine" in r})
     if engines:
         total["engine"] = "+".join(engines)

@@ -139,13 +139,14 @@ class OutputSet:
 
     Memory is bounded whatever the output count: the first OUTPUTS_INLINE finished sinks are kept;
     each one after is suspended (its writer's small state, enough to commit or abort it later) into
-    a spill file on local disk. A unit with more than OUTPUTS_INLINE outputs also writes its output
+    a spill file on local disk. A unit with more than `inline` outputs also writes its output
     manifest at `manifest` = (folder, name): JSON Lines, one output per line ({"name", "location",
     "bytes", "sha256"}), written as outputs finish and committed *after* all of them, in this same
     commit: a manifest that is visible lists only outputs that are visible."""
 
-    def __init__(self, manifest: tuple[dict, str] | None = None):
+    def __init__(self, manifest: tuple[dict, str] | None = None, inline: int = OUTPUTS_INLINE):
         self._manifest_at = manifest
+        self._inline = inline  # outputs beyond this many go to the manifest (a batch unit: 0, always)
         self._pending: list[tuple[str, Sink]] = []  # kept in memory: the first OUTPUTS_INLINE
         self._spill = None  # suspended sinks beyond those, one JSON line each
         self._spilled = 0
@@ -175,9 +176,10 @@ class OutputSet:
         self._add(name, sink)
 
     def _add(self, name: str, sink: Sink) -> None:
+        # In memory: the first OUTPUTS_INLINE finished sinks; the rest suspended to the spill file.
         self.count += 1
         self.bytes += sink.bytes
-        if self.count > OUTPUTS_INLINE and self._manifest_at is not None:
+        if self.count > self._inline and self._manifest_at is not None:
             if self._manifest_sink is None:  # the first output beyond the threshold: start the manifest
                 from writers import open_sink
 
