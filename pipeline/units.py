@@ -35,7 +35,7 @@ def plan_units(processor: dict, previous_outputs: list[dict] | None, run: list[d
         return plan_run(run)[0]
     if previous_outputs is None or processor["processor_config"].get("src") is not None:
         units = _units(processor, None)
-        Claims().add_processor(0, processor, _sources(units), within_only=True)
+        Claims().add_processor(0, processor, unit_sources(units), within_only=True)
         return units
     total = sum(o["manifest"]["outputs"] if "manifest" in o else 1 for o in previous_outputs)
     def resolve(number: int) -> str:  # a collision names both sources: find the earlier one again
@@ -93,7 +93,7 @@ def batched(processor: dict, total: int, entries) -> list[dict]:
     return units
 
 
-def _sources(units: list[dict]):
+def unit_sources(units: list[dict]):
     """Each unit's source references (a batch unit's inline files)."""
     for u in units:
         if "src" in u:
@@ -121,7 +121,7 @@ def plan_run(processors: list[dict]) -> list[list[dict] | None]:
         else:
             units = None
         plans.append(units)
-        known = claims.add_processor(index, processor, _sources(units)) if units is not None else None
+        known = claims.add_processor(index, processor, unit_sources(units)) if units is not None else None
         cfg = processor["processor_config"]
         dests += [cfg["dest"]] + ([cfg["rejects"]] if cfg.get("rejects") else [])
     return plans

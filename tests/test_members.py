@@ -165,3 +165,23 @@ def test_peak_rss_does_not_grow_with_member_count(tmp_path):
     assert manifest["steps"][1]["units"] <= MAX_UNITS
     print(f"\n{MEMORY_MEMBERS} members -> local, then CSV: peak RSS {peak:.1f} MB")
     assert peak < MEMORY_LIMIT_MB, f"peak RSS {peak:.1f} MB >= {MEMORY_LIMIT_MB} MB"
+
+
+def test_a_src_with_more_files_than_max_units_runs_in_batches(tmp_path):
+    n = MAX_UNITS + 500  # batches of two files
+    (tmp_path / "in").mkdir()
+    for i in range(n):
+        (tmp_path / "in" / f"f{i:05d}.jsonl").write_text(f'{{"id": {i}}}\n')
+    config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+        "src": {"type": "local", "path": f"{tmp_path}/in/"}, "dest": local(tmp_path / "csv"),
+        "columns": [{"name": "id", "path": "id"}], "header": False}}]}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    proc = run_cli("run", str(tmp_path / "c.json"), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (plan,) = json.loads(proc.stdout)["plan"]
+    assert plan["units"] == -(-n // 2) and len(plan["sources"]) == n
+    manifest = run(config)
+    (step,) = manifest["steps"]
+    assert step["units"] == -(-n // 2) <= MAX_UNITS and step["outputs"] == n and manifest["totals"]["rows"] == n
+    assert (tmp_path / "csv" / "f01234.csv").read_bytes() == b"1234\r\n"
+    assert len([f for f in files(tmp_path / "csv") if f.endswith(".csv")]) == n
