@@ -162,7 +162,7 @@ class OutputSet:
     def create(self, folder: dict, name: str) -> Iterator[Sink]:
         from writers import open_sink
 
-        key = hashlib.blake2b(repr((sorted(folder.items()), name)).encode(), digest_size=16).digest()
+        key = _key(folder, name)
         if key in self._names:
             raise CollisionError(f"two outputs of this unit would both be named {name!r}")
         self._names.add(key)
@@ -174,6 +174,10 @@ class OutputSet:
             sink.close()
             raise
         self._add(name, sink)
+
+    def holds(self, folder: dict, name: str) -> bool:
+        """Whether this unit already wrote an output of that name (an archive's file/folder check)."""
+        return _key(folder, name) in self._names
 
     def _add(self, name: str, sink: Sink) -> None:
         # In memory: the first OUTPUTS_INLINE finished sinks; the rest suspended to the spill file.
@@ -248,6 +252,10 @@ class OutputSet:
                 _remove_empty(self._created_folders)
             if self._spill is not None:
                 self._spill.close()
+
+
+def _key(folder: dict, name: str) -> bytes:
+    return hashlib.blake2b(repr((sorted(folder.items()), name)).encode(), digest_size=16).digest()
 
 
 def _remove_empty(folders: list[str]) -> None:

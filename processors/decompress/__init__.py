@@ -6,7 +6,6 @@ overwrites the same names. All members of one archive are committed together."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 from contextlib import contextmanager
 
@@ -56,10 +55,6 @@ class NotExtracted:
 NOT_EXTRACTED_LISTED = 1000  # names listed in a unit's result (the count covers them all)
 
 
-def _digest(path: str) -> bytes:
-    return hashlib.blake2b(path.encode(), digest_size=16).digest()
-
-
 def extract(processor, src: dict, outs, seekable: bool, members_of, suffixes: tuple[str, ...]) -> dict:
     """Shared driver: `members_of(f, wanted, budget, reopen)` yields (member name, readable stream or
     NotExtracted or None when not wanted) pairs; `wanted(name)` tells whether the members filter
@@ -74,10 +69,7 @@ def extract(processor, src: dict, outs, seekable: bool, members_of, suffixes: tu
     wanted = member_matcher(cfg.members)
     skipped = 0
     not_extracted, not_extracted_count = [], 0
-    # Output paths (as 16-byte digests: memory stays small with 100,000 members), and folder path ->
-    # the member that needs it.
-    files: set[bytes] = set()
-    folders: dict[str, str] = {}
+    folders: dict[str, str] = {}  # folder path -> the member that needs it (the files: outs.holds)
     counters = []  # a streamed archive's bytes read, every pass
 
     @contextmanager
@@ -109,11 +101,10 @@ def extract(processor, src: dict, outs, seekable: bool, members_of, suffixes: tu
             # A file and a folder of one name ('a' and 'a/b') cannot both be committed; find it now,
             # not when committing (which would leave the outputs committed before it visible).
             parents = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
-            path = rel if rel in folders else next((p for p in parents if _digest(p) in files), None)
+            path = rel if rel in folders else next((p for p in parents if outs.holds(dest, f"{stem}/{p}")), None)
             if path is not None:
                 other = folders[path] if path == rel else path
                 raise MemberError(f"members {other!r} and {name!r} would make {stem}/{path} both a file and a folder")
-            files.add(_digest(rel))
             for p in parents:
                 folders.setdefault(p, name)
             try:
