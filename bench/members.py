@@ -5,7 +5,8 @@
 For each member count it writes one zip of N tiny JSONL members (deflate), then runs
 `python -m local_runner run CONFIG -q` in a child process (bench/child.py: the child reports its
 own peak RSS, VmHWM from /proc/self/status, so the figure is the CLI's alone) with one decompress
-processor writing to a local folder or to a container in an Azurite this script starts. Reported:
+processor writing to a local folder or to a container in an Azurite this script starts (on disk,
+in the work folder, as tests/conftest.py starts it). Reported:
 wall time, the child's peak RSS, the run manifest's size and the number of outputs (checked
 against N). `--transform` adds a transform processor after the decompress one (its units are
 batches planned from the decompress unit's member manifest). Rounds are interleaved
@@ -46,8 +47,8 @@ def start_azurite(work: Path):
     folder.mkdir()
     log = open(folder / "azurite.log", "w")
     proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
-                             "--blobPort", str(port), "--skipApiVersionCheck",
-                             "--disableTelemetry", "--loose", "--silent", "--inMemoryPersistence"],
+                             "--blobPort", str(port), "--location", str(folder), "--skipApiVersionCheck",
+                             "--disableTelemetry", "--loose", "--silent"],
                             stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
     conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
