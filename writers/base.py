@@ -130,8 +130,8 @@ class Sink(io.RawIOBase):
 # counts and a reference to the unit's output manifest (OutputSet below), so a unit's result, the
 # Durable history and the run manifest stay small whatever the member or file count.
 OUTPUTS_INLINE = 20
-# Output manifests are named `.manifest-<...>.jsonl`; listings never select them as sources
-# (mounters.base.Selection), so a processor reading that folder does not take one for data.
+# Output manifests are named MANIFEST_PREFIX + ... + `.jsonl`; listings never select them as
+# sources (mounters.base.Selection), so a processor reading that folder does not take one for data.
 
 
 class OutputSet:
@@ -149,7 +149,6 @@ class OutputSet:
         self._inline = inline  # outputs beyond this many go to the manifest (a batch unit: 0, always)
         self._pending: list[tuple[str, Sink]] = []  # kept in memory: the first OUTPUTS_INLINE
         self._spill = None  # suspended sinks beyond those, one JSON line each
-        self._spilled = 0
         self._names: set[bytes] = set()  # digests of (folder, name): one per output, small
         self._manifest_sink: Sink | None = None
         self._created_folders: list[str] = []  # folders suspended sinks made (removed if a failure leaves them empty)
@@ -180,26 +179,30 @@ class OutputSet:
         return _key(folder, name) in self._names
 
     def _add(self, name: str, sink: Sink) -> None:
-        # In memory: the first OUTPUTS_INLINE finished sinks; the rest suspended to the spill file.
+        # Held first (so a failure below still aborts it): in memory, the first OUTPUTS_INLINE
+        # finished sinks; the rest suspended to the spill file.
         self.count += 1
         self.bytes += sink.bytes
+        if len(self._pending) < OUTPUTS_INLINE:
+            self._pending.append((name, sink))
+        else:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="outputset-")
+            try:
+                state = sink.suspend()
+            except BaseException:
+                sink.close()
+                raise
+            self._created_folders += state.get("created") or []
+            self._spill.write(orjson.dumps({"name": name, "state": state}) + b"\n")
         if self.count > self._inline and self._manifest_at is not None:
             if self._manifest_sink is None:  # the first output beyond the threshold: start the manifest
                 from writers import open_sink
 
                 self._manifest_sink = open_sink(*self._manifest_at)
-                for n, s in self._pending:
+                for n, s in self._pending[:self.count - 1]:
                     self._manifest_sink.write(orjson.dumps(s.result(n)) + b"\n")
             self._manifest_sink.write(orjson.dumps(sink.result(name)) + b"\n")
-        if len(self._pending) < OUTPUTS_INLINE:
-            self._pending.append((name, sink))
-            return
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="outputset-")
-        state = sink.suspend()
-        self._created_folders += state.get("created") or []
-        self._spill.write(orjson.dumps({"name": name, "state": state}) + b"\n")
-        self._spilled += 1
 
     def _suspended(self) -> Iterator[tuple[str, Sink]]:
         """The suspended sinks, resumed one at a time, in the order they were created."""
