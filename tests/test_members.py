@@ -185,3 +185,21 @@ def test_a_src_with_more_files_than_max_units_runs_in_batches(tmp_path):
     assert step["units"] == -(-n // 2) <= MAX_UNITS and step["outputs"] == n and manifest["totals"]["rows"] == n
     assert (tmp_path / "csv" / "f01234.csv").read_bytes() == b"1234\r\n"
     assert len([f for f in files(tmp_path / "csv") if f.endswith(".csv")]) == n
+
+
+def test_a_stop_in_the_middle_of_a_large_unit_leaves_no_temp_and_publishes_nothing(tmp_path, monkeypatch):
+    import threading
+
+    from pipeline import stop
+
+    monkeypatch.setattr(stop, "_event", threading.Event())
+    monkeypatch.setattr(stop, "_reason", [])
+    dest = local(tmp_path / "out")
+    with pytest.raises(Exception):
+        with OutputSet((dest, f"{MANIFEST_PREFIX}x.jsonl")) as outs:
+            for i in range(OUTPUTS_INLINE * 2):
+                if i == OUTPUTS_INLINE + 7:
+                    stop.request_stop("SIGTERM")  # the next write (an output's, or the manifest's) stops the unit
+                with outs.create(dest, f"f{i % 3}/o{i}.txt") as sink:
+                    sink.write(b"x")
+    assert not (tmp_path / "out").exists(), files(tmp_path / "out")
