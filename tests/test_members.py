@@ -203,3 +203,20 @@ def test_a_stop_in_the_middle_of_a_large_unit_leaves_no_temp_and_publishes_nothi
                 with outs.create(dest, f"f{i % 3}/o{i}.txt") as sink:
                     sink.write(b"x")
     assert not (tmp_path / "out").exists(), files(tmp_path / "out")
+
+
+def test_rejected_lines_in_batch_units_are_reported_per_file(tmp_path):
+    n = MAX_UNITS + 2  # batches of two files
+    (tmp_path / "in").mkdir()
+    bad = {7, 500, 1001}
+    for i in range(n):
+        extra = "[1, 2]\n" if i in bad else ""
+        (tmp_path / "in" / f"f{i:05d}.jsonl").write_text(f'{{"id": {i}}}\n{extra}{{"id": {i}}}\n')
+    config = {"processors": [{"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+        "src": {"type": "local", "path": f"{tmp_path}/in/"}, "dest": local(tmp_path / "csv"),
+        "columns": [{"name": "id", "path": "id"}], "on_error": "skip", "max_reject_ratio": 0.5}}]}
+    manifest = run(config)
+    assert manifest["steps"][0]["units"] == -(-n // 2) and manifest["totals"]["rows"] == 2 * n
+    assert manifest["rejects"]["lines"] == 3 and manifest["rejects"]["files"] == 3
+    assert [(f["src"], f["rejects"], f["first_reject"]["line"]) for f in manifest["rejects"]["listed"]] == [
+        (f"local:{tmp_path}/in/f{i:05d}.jsonl", 1, 2) for i in sorted(bad)]
