@@ -4,7 +4,9 @@
                      sha256 inline for a few, else in the unit's output manifest)
 
 A unit is a plain dict, so any executor (the local runner, a Durable Functions activity) can
-carry it: {"processor": <processor config>, "src": {"location": ..., "name": ..., "size": ...}}.
+carry it: {"processor": <processor config>, "src": {"location": ..., "name": ..., "size": ...}},
+or a batch of sources {"processor": ..., "batch": {"index", "count", "segments"}} (pipeline.units),
+whose sources pipeline.activities reads and checks one by one and hands to run_unit.
 No cloud SDK is imported here; mounters/ and writers/ load one only for a blob location.
 """
 
