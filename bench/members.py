@@ -44,7 +44,7 @@ def start_azurite(work: Path):
 
     port = free_port()
     folder = work / "azurite"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     log = open(folder / "azurite.log", "w")
     proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
                              "--blobPort", str(port), "--location", str(folder), "--skipApiVersionCheck",

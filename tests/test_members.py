@@ -220,3 +220,34 @@ def test_rejected_lines_in_batch_units_are_reported_per_file(tmp_path):
     assert manifest["rejects"]["lines"] == 3 and manifest["rejects"]["files"] == 3
     assert [(f["src"], f["rejects"], f["first_reject"]["line"]) for f in manifest["rejects"]["listed"]] == [
         (f"local:{tmp_path}/in/f{i:05d}.jsonl", 1, 2) for i in sorted(bad)]
+
+
+@pytest.mark.parametrize("comment", [b"", b"a comment", b"PK\x05\x06 looks like an end record" * 3, b"x" * 65_000])
+def test_the_central_directory_is_found_past_any_comment(tmp_path, comment):
+    from processors.decompress.zip import Directory, ZipMember
+
+    with zipfile.ZipFile(tmp_path / "c.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.txt", "x" * 1000)
+        z.writestr("b/c.txt", "yy")
+        z.comment = comment
+    with open(tmp_path / "c.zip", "rb") as f:
+        entries = list(Directory(f))
+        assert [e.filename for e in entries] == ["a.txt", "b/c.txt"]
+        assert ZipMember(f, entries[0]).read() == b"x" * 1000
+
+
+def test_a_zip64_directory_of_70000_members_is_read_in_chunks(tmp_path):
+    from processors.decompress.zip import Directory, ZipMember
+
+    n = 70_000  # past 65,535 entries: zip64 end records
+    with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_STORED) as z:
+        for i in range(n):
+            z.writestr(f"d/{i}.txt", str(i))
+    with open(tmp_path / "big.zip", "rb") as f:
+        directory = Directory(f)
+        assert directory.count == n
+        seen = 0
+        for i, entry in enumerate(directory):
+            assert entry.filename == f"d/{i}.txt"
+            seen += 1
+        assert seen == n and ZipMember(f, entry).read() == str(n - 1).encode()

@@ -66,12 +66,16 @@ class Directory:
     def __init__(self, f):
         self._f = f
         self.archive_size = size = f.seek(0, 2)
-        tail_len = min(size, _EOCD.size + 0xFFFF)
+        # The end record is the last 22 bytes unless the archive has a comment: read those first
+        # (a remote archive's reads are fetched; a comment's 64 KiB are read only when there is one).
+        tail_len = min(size, _EOCD.size)
         f.seek(size - tail_len)
         tail = f.read(tail_len)
-        at = tail.rfind(b"PK\x05\x06")
-        while at >= 0 and len(tail) - at < _EOCD.size:  # the signature's bytes inside a comment's last 22
-            at = tail.rfind(b"PK\x05\x06", 0, at)
+        if not (tail.startswith(b"PK\x05\x06") and tail[-2:] == b"\0\0"):
+            tail_len = min(size, _EOCD.size + 0xFFFF)
+            f.seek(size - tail_len)
+            tail = f.read(tail_len)
+        at = _end_record(tail)
         if at < 0:
             raise _bad("File is not a zip file")
         _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
@@ -130,6 +134,20 @@ class Directory:
         if not more:
             raise _bad("the central directory ends before its last entry (truncated?)")
         return buf + more
+
+
+def _end_record(tail: bytes) -> int:
+    """Where the end record starts in the archive's tail: the last signature whose comment ends
+    exactly at the end of the file (a comment may hold the signature's bytes), else the last one
+    with room for a record; -1 if none."""
+    fallback, at = -1, tail.rfind(b"PK\x05\x06")
+    while at >= 0:
+        if len(tail) - at >= _EOCD.size:
+            if at + _EOCD.size + _EOCD.unpack_from(tail, at)[7] == len(tail):
+                return at
+            fallback = at if fallback < 0 else fallback
+        at = tail.rfind(b"PK\x05\x06", 0, at)
+    return fallback
 
 
 def _zip64(extra: bytes, csize: int, usize: int, offset: int, n: int) -> tuple[int, int, int]:
