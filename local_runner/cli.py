@@ -99,7 +99,7 @@ def dry_run(config: dict) -> dict:
     """The planned units of each processor. A processor that reads the previous one's outputs
     is planned as 'one unit per output' (they exist only once that one has run)."""
     from mounters import describe
-    from pipeline.units import plan_run, processor_label
+    from pipeline.units import plan_run, processor_label, unit_sources
     from processors import module_for, processor_model
 
     plan = []
@@ -115,12 +115,12 @@ def dry_run(config: dict) -> dict:
             plan.append({"index": i, "processor": processor_label(p), "dest": dest,
                          "units": "listed when it runs: its src selects what an earlier processor writes"})
             continue
-        sources = [{"src": describe(u["src"]["location"]), "name": u["src"]["name"], "bytes": u["src"]["size"]}
-                   for u in units]
+        refs = list(unit_sources(units))  # a batch unit's files too
+        sources = [{"src": describe(r["location"]), "name": r["name"], "bytes": r["size"]} for r in refs]
         if p["processor_name"] == "decompress":  # what each archive declares: members and their sizes
             module, model = module_for(p), processor_model(p)
-            for s, u in zip(sources, units):
-                s["archive"] = module.declared(model, u["src"])
+            for s, r in zip(sources, refs):
+                s["archive"] = module.declared(model, r)
         plan.append({"index": i, "processor": processor_label(p), "dest": dest, "units": len(units),
                      "sources": sources})
     return {"dry_run": True, "sourcemart": config.get("sourcemart"), "table": config.get("table"), "plan": plan}

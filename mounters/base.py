@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pipeline.errors import DataError
 
 _WILDCARDS = re.compile(r"[*?\[]")
-# Temp files of the local writer in a destination folder; never listed as sources.
+# Temp files of the local writer in a destination folder, and units' output manifests
+# (writers.base.OutputSet); never listed as sources.
 TEMP_PREFIX = ".tmp-"
+MANIFEST_PREFIX = ".manifest-"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Selection:
     prefix: str = ""  # every selected name starts with it: what a listing by prefix asks for
 
     def matches(self, full: str) -> bool:
-        if not full.startswith(self.base) or full.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+        if not full.startswith(self.base) or full.rsplit("/", 1)[-1].startswith((TEMP_PREFIX, MANIFEST_PREFIX)):
             return False
         if self.exact is not None:
             return full == self.exact

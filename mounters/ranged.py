@@ -1,6 +1,6 @@
 """A seekable, buffered reader over ranged reads (blob ranged GETs, HTTP Range requests).
 
-`zipfile` seeks to the central directory at the end, then streams each member. A raw reader
+The zip reader (processors/decompress/zip.py) seeks to the central directory at the end, then streams each member. A raw reader
 that fetches exactly what is asked, under an io.BufferedReader whose seeks inside the buffer
 keep it, downloads each byte about once (bench/ and tests measure bytes_fetched / size).
 """
@@ -20,7 +20,7 @@ class RangedRaw(io.RawIOBase):
         self._size = size
         self._pos = 0
         self.label = label
-        self.name = label  # BufferedReader.name and zipfile's messages show it
+        self.name = label  # BufferedReader.name: messages show it
         self.bytes_fetched = 0
         self.requests = 0
         self.on_close: Callable[[], None] | None = None  # e.g. cancel a source's deadline watchdog

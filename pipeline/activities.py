@@ -47,6 +47,34 @@ def checked_source(src: dict) -> dict:
     return {**src, "location": location}
 
 
+def checked_manifest(ref: dict) -> dict:
+    """A unit's output manifest reference, its location as the policy allows it (the outputs it
+    lists are checked one by one by the units that read them)."""
+    try:
+        location = _source_location.validate_python(ref["location"]).model_dump(mode="json", exclude_none=True)
+        count = ref["outputs"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"outputs {count!r} is not a count")
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"an output manifest reference is invalid: {exc}") from None
+    current().check_location(location)
+    return {**ref, "location": location}
+
+
+def batch_sources(batch: dict):
+    """A batch unit's source references, each checked as a unit's source is, read as they are needed
+    (a manifest segment: its byte range only)."""
+    from pipeline.manifests import read_range
+
+    for segment in batch["segments"]:
+        if "files" in segment:
+            yield from (checked_source(f) for f in segment["files"])
+        else:
+            location = checked_manifest({"location": segment["manifest"], "outputs": segment["count"]})["location"]
+            yield from (checked_source(f) for f in read_range(location, int(segment["start"]), int(segment["end"]),
+                                                               int(segment["count"])))
+
+
 def list_units(payload: dict) -> list[dict] | dict:
     """The processor's units; or {"failed": message} when listing can never succeed (the policy
     refuses, a container or folder does not exist, a setting is unset), so no executor retries it."""
@@ -57,7 +85,8 @@ def list_units(payload: dict) -> list[dict] | dict:
         processor = checked_processor(payload["processor"])
         previous = payload.get("previous_outputs")
         if previous is not None:
-            previous = [{**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
+            previous = [{"manifest": checked_manifest(o["manifest"])} if "manifest" in o else
+                        {**o, **checked_source({"location": o["location"], "name": o["name"]})} for o in previous]
         run = payload.get("run")  # the whole run, with the first listing: the check across the run lists them all
         if run is not None:
             run = [checked_processor(p) for p in run]
@@ -75,16 +104,18 @@ def run_unit(payload: dict) -> dict:
     from processors import run_unit as run
 
     try:
-        unit = {**payload, "processor": checked_processor(payload["processor"]), "src": checked_source(payload["src"])}
-        return run(unit)
+        processor = checked_processor(payload["processor"])
+        if "batch" in payload:
+            return run({**payload, "processor": processor}, batch_sources(payload["batch"]))
+        return run({**payload, "processor": processor, "src": checked_source(payload["src"])})
     except PolicyError as exc:
-        return {"failed": f"refused by the operator's policy: {exc}", "outputs": []}
+        return {"failed": f"refused by the operator's policy: {exc}", "outputs": [], "output_count": 0, "bytes_written": 0}
     except UnitError as exc:
         if not exc.permanent:
             raise  # the executor may retry it (Durable does)
         # Retrying cannot fix the data or the config: the unit reports the failure as its result, so
         # no executor retries it, and the orchestration fails the run with this message.
-        return {"failed": str(exc), "outputs": []}
+        return {"failed": str(exc), "outputs": [], "output_count": 0, "bytes_written": 0}
 
 
 # Each unit call logs its telemetry record and span (pipeline.telemetry), under every executor.

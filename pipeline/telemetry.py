@@ -109,6 +109,8 @@ def _context_of(payload: dict) -> dict[str, Any]:
 def _source_label(payload: dict) -> str | None:
     from mounters import describe
 
+    if isinstance(payload.get("batch"), dict):
+        return f"batch {payload['batch'].get('index')} ({payload['batch'].get('count')} files)"
     src = payload.get("src") or {}
     try:
         label = describe(src["location"])
@@ -138,11 +140,10 @@ def unit_fields(payload: dict, result: dict | None, error: BaseException | None,
         fields.update(outcome="failed", error=_one_line(error), bytes_in=src_size)
         return fields
     result = result or {}
-    outputs = result.get("outputs") or []
     fields.update(
         bytes_in=result.get("bytes_fetched", result.get("src_bytes", src_size)),
-        bytes_out=sum(int(o.get("bytes") or 0) for o in outputs),
-        outputs=len(outputs), rows=result.get("rows"), rejects=result.get("rejects"),
+        bytes_out=result.get("bytes_written", 0), outputs=result.get("output_count", 0),
+        rows=result.get("rows"), rejects=result.get("rejects"),
     )
     drift = result.get("drift")
     if drift:  # a transform's schema drift, as counts a query can alert on (the paths are in the manifest)
@@ -191,9 +192,9 @@ def run_fields(run_id: str, config: dict, manifest: dict | None, error: BaseExce
         return fields
     manifest = manifest or {}
     totals = manifest.get("totals") or {}
-    results = [r for s in manifest.get("steps") or [] for r in s.get("results") or []]
+    steps = manifest.get("steps") or []
     fields.update(units=totals.get("units"), outputs=totals.get("outputs"),
-                  bytes_in=sum(int(r.get("bytes_fetched", r.get("src_bytes")) or 0) for r in results),
+                  bytes_in=sum(int(s.get("bytes_read") or 0) for s in steps),
                   bytes_out=totals.get("bytes_written"), rows=totals.get("rows"), rejects=totals.get("rejects"),
                   outcome=manifest.get("status", "succeeded"))
     return fields

@@ -9,23 +9,98 @@ the same name (`a.jsonl` and `a.ndjson` both becoming `a.csv`; `a.zip` and `a.ta
 extracting into `a/`) would overwrite each other in an order that changes from run to run. Within
 a processor that is checked whenever it is listed; across the run, the first listing checks every
 processor whose outputs can be known before running (all with a `src`, and those reading a
-processor whose output names are known: copy, gzip, transform; not an archive's members)."""
+processor whose output names are known: copy, gzip, transform; not an archive's members).
+
+Units are bounded in number: up to MAX_UNITS files, one unit per file; beyond, batch units of
+consecutive files, so a processor runs at most MAX_UNITS activities whatever the file count (a
+100,000-member archive's transform: 1,000 units of 100 files). The previous processor's outputs
+come inline (a unit with few outputs) or as references to its units' output manifests
+(pipeline.manifests), which planning reads as a stream; a batch unit carries its files inline or
+as a byte range of a manifest (offset and count), never the whole list."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from mounters import describe, list_files
 from pipeline.errors import CollisionError
+
+MAX_UNITS = 1000
 
 
 def plan_units(processor: dict, previous_outputs: list[dict] | None, run: list[dict] | None = None) -> list[dict]:
     """`run`: all the run's processors, given with the first processor's listing, for the check across the run."""
     if run is not None:
         return plan_run(run)[0]
-    units = _units(processor, previous_outputs)
-    Claims().add_processor(0, processor, [u["src"] for u in units], within_only=True)
+    if previous_outputs is None or processor["processor_config"].get("src") is not None:
+        units = _units(processor, None)
+        Claims().add_processor(0, processor, unit_sources(units), within_only=True)
+        return units
+    total = sum(o["manifest"]["outputs"] if "manifest" in o else 1 for o in previous_outputs)
+    def resolve(number: int) -> str:  # a collision names both sources: find the earlier one again
+        ref = next(r for i, (r, _) in enumerate(_previous(previous_outputs)) if i == number)
+        return describe(ref["location"])
+
+    claims = Claims(resolve)
+    for _ in claims.claimed(0, processor, (ref for ref, _ in _previous(previous_outputs)), within_only=True):
+        pass  # the collision check first, before any unit exists
+    return batched(processor, total, _previous(previous_outputs))
+
+
+def _previous(previous_outputs: list[dict]):
+    """(source reference, where) of each output of the previous processor: where is None for one
+    given inline, (manifest location, start, end) for one listed in a unit's output manifest."""
+    from pipeline.manifests import scan
+
+    for o in previous_outputs:
+        if "manifest" in o:
+            for ref, start, end in scan(o["manifest"]):
+                yield ref, (o["manifest"]["location"], start, end)
+        else:  # names stay relative to the previous destination folder, so structure carries through
+            yield {"location": o["location"], "name": o["name"], "size": o.get("bytes")}, None
+
+
+def batched(processor: dict, total: int, entries) -> list[dict]:
+    """One unit per file up to MAX_UNITS files; beyond, batch units of consecutive files
+    ({"batch": {"index", "count", "segments"}}: a segment is {"files": [refs]} or a manifest's
+    byte range {"manifest": location, "start", "end", "count"})."""
+    size = max(1, -(-total // MAX_UNITS))
+    if size == 1:
+        return [{"processor": processor, "src": ref} for ref, _ in entries]
+    units: list[dict] = []
+    segments: list[dict] = []
+    n = 0
+    for ref, where in entries:
+        last = segments[-1] if segments else None
+        if where is None:
+            if last is not None and "files" in last:
+                last["files"].append(ref)
+            else:
+                segments.append({"files": [ref]})
+        else:
+            location, start, end = where
+            if last is not None and last.get("manifest") == location and last["end"] == start:
+                last["end"], last["count"] = end, last["count"] + 1
+            else:
+                segments.append({"manifest": location, "start": start, "end": end, "count": 1})
+        n += 1
+        if n == size:
+            units.append({"processor": processor, "batch": {"index": len(units), "count": n, "segments": segments}})
+            segments, n = [], 0
+    if segments:
+        units.append({"processor": processor, "batch": {"index": len(units), "count": n, "segments": segments}})
     return units
+
+
+def unit_sources(units: list[dict]):
+    """Each unit's source references (a batch unit's inline files)."""
+    for u in units:
+        if "src" in u:
+            yield u["src"]
+        else:
+            for seg in u["batch"]["segments"]:
+                yield from seg.get("files", ())
 
 
 def plan_run(processors: list[dict]) -> list[list[dict] | None]:
@@ -46,7 +121,7 @@ def plan_run(processors: list[dict]) -> list[list[dict] | None]:
         else:
             units = None
         plans.append(units)
-        known = claims.add_processor(index, processor, [u["src"] for u in units]) if units is not None else None
+        known = claims.add_processor(index, processor, unit_sources(units)) if units is not None else None
         cfg = processor["processor_config"]
         dests += [cfg["dest"]] + ([cfg["rejects"]] if cfg.get("rejects") else [])
     return plans
@@ -74,6 +149,8 @@ def _overlap(src: dict, dest: dict) -> bool:
 
 
 def _units(processor: dict, previous_outputs: list[dict] | None) -> list[dict]:
+    """The units of a processor with a `src` (previous_outputs None), or of one reading outputs
+    known before running (given inline)."""
     src = processor["processor_config"].get("src")
     if src is not None:
         files = list_files(src)
@@ -83,7 +160,7 @@ def _units(processor: dict, previous_outputs: list[dict] | None) -> list[dict]:
         # Names stay relative to the previous destination folder, so structure carries through.
         files = [{"location": o["location"], "name": o["name"], "size": o.get("bytes")}
                  for o in (previous_outputs or [])]
-    return [{"processor": processor, "src": f} for f in files]
+    return batched(processor, len(files), ((f, None) for f in files))
 
 
 def output_key(folder: dict, name: str) -> str:
@@ -95,37 +172,54 @@ def output_key(folder: dict, name: str) -> str:
 
 
 class Claims:
-    """Planned outputs -> the source that would write each; a second claim on one is a collision."""
+    """Planned outputs -> the source that would write each; a second claim on one is a collision.
+    Keys are kept as 16-byte digests and sources as numbers (memory stays small for 100,000
+    outputs); a collision names both sources (the earlier one found again by its number)."""
 
-    def __init__(self):
-        self._by_key: dict[str, tuple[int, str]] = {}
+    def __init__(self, resolve=None):
+        self._by_key: dict[bytes, int] = {}
+        self._who: list[str] = []  # a label per claiming source, when kept
+        self._resolve = resolve  # number -> label of a source not kept (sources streamed from manifests)
 
-    def add_processor(self, index: int, processor: dict, sources: list[dict], within_only: bool = False):
+    def add_processor(self, index: int, processor: dict, sources, within_only: bool = False):
         """Claim the outputs of a processor's sources; returns them as outputs (for the next
         processor's planning) when their names are all known, else None."""
+        outputs = list(self.claimed(index, processor, sources, within_only, keep=True))
+        return None if any(o is None for o in outputs) else outputs
+
+    def claimed(self, index: int, processor: dict, sources, within_only: bool = False, keep: bool = False):
+        """Claim each source's outputs as it comes; yields the planned outputs (None: a folder)."""
         from processors import module_for
 
         module = module_for(processor)
         label = processor_label(processor)
-        outputs = []
         for src in sources:
-            who = f"{describe(src['location'])} (processor {index + 1}, {label})" if not within_only \
-                else describe(src["location"])
+            number = len(self._who)
+            self._who.append(_label(src, index, label, within_only) if keep else "")
             for folder, name in module.planned_outputs(processor["processor_config"], src["name"]):
-                self._claim(output_key(folder, name), who)
-                outputs.append(None if name.endswith("/") else {
-                    "location": {**folder, "path": folder.get("path", "") + name}, "name": name, "bytes": None})
-        return None if any(o is None for o in outputs) else outputs
+                self._claim(output_key(folder, name), number, lambda: _label(src, index, label, within_only))
+                yield None if name.endswith("/") else {
+                    "location": {**folder, "path": folder.get("path", "") + name}, "name": name, "bytes": None}
 
-    def _claim(self, key: str, who: str) -> None:
+    def _claim(self, key: str, number: int, who) -> None:
         # The same key, or a file where another source writes a folder of that name (or the reverse).
-        other_key = next((k for k in (key, key[:-1] if key.endswith("/") else key + "/") if k in self._by_key), None)
+        other_key = next((k for k in (key, key[:-1] if key.endswith("/") else key + "/") if _digest(k) in self._by_key),
+                         None)
         if other_key is not None:
-            other = self._by_key[other_key]
+            number = self._by_key[_digest(other_key)]
+            other = self._who[number] or (self._resolve(number) if self._resolve else f"source {number + 1}")
             what = "both write" if other_key == key else "write a file and a folder at"
-            raise CollisionError(f"{other} and {who} would {what} {key.rstrip('/')}: outputs would overwrite "
+            raise CollisionError(f"{other} and {who()} would {what} {key.rstrip('/')}: outputs would overwrite "
                                  "each other. Give them different destination folders, or narrow the src")
-        self._by_key[key] = who
+        self._by_key[_digest(key)] = number
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def _label(src: dict, index: int, label: str, within_only: bool) -> str:
+    return describe(src["location"]) if within_only else f"{describe(src['location'])} (processor {index + 1}, {label})"
 
 
 def processor_label(processor: dict) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from mounters import open_source
 from processors.stream import copy_stream, source_stats
-from writers import OutputSet
 
 
 def output_name(src_name: str) -> str:
@@ -15,11 +14,11 @@ def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
     return [(cfg["dest"], output_name(src_name))]
 
 
-def run(processor, src: dict) -> dict:
+def run(processor, src: dict, outs) -> dict:
+    """Writes into `outs` (the unit's writers.OutputSet, committed by processors.run_unit)."""
     cfg = processor.processor_config
     dest = cfg.dest.model_dump()
-    with open_source(src["location"]) as f, OutputSet() as outs:
+    with open_source(src["location"]) as f:
         with outs.create(dest, output_name(src["name"])) as sink:
             copy_stream(f, sink)
-        stats = source_stats(f, src)
-    return {**stats, "outputs": outs.outputs}
+        return source_stats(f, src)

@@ -20,7 +20,7 @@ def unit(tmp_path):
 def failing(monkeypatch, exc):
     import processors.copy
 
-    def run(processor, src):
+    def run(processor, src, outs):
         raise exc
 
     monkeypatch.setattr(processors.copy, "run", run)

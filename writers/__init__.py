@@ -19,7 +19,7 @@ _TYPES = {"local": "writers.local", "blob": "writers.blob"}
 
 OUTPUT_FORMATS = {"csv": "writers.csv_text"}
 
-__all__ = ["OUTPUT_FORMATS", "OutputSet", "Sink", "open_sink", "output_format"]
+__all__ = ["OUTPUT_FORMATS", "OutputSet", "Sink", "open_sink", "output_format", "resume_sink"]
 
 
 def output_format(name: str = "csv"):
@@ -38,3 +38,8 @@ def open_sink(folder: dict, name: str) -> Sink:
     except KeyError:
         raise PermanentError(f"location type {folder.get('type')!r} cannot be written to") from None
     return module.open_sink(folder, name)
+
+
+def resume_sink(state: dict) -> Sink:
+    """A sink from its Sink.suspend() state (an OutputSet's spill), to commit or abort it."""
+    return importlib.import_module(_TYPES[state["writer"]]).resume_sink(state)

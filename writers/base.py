@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
+import orjson
+
+from mounters.base import MANIFEST_PREFIX  # noqa: F401  (one definition: listings skip these names)
 from pipeline import stop
 from pipeline.errors import CollisionError
 
@@ -36,7 +40,7 @@ class Sink(io.RawIOBase):
         self.label = label
         self.bytes = 0
         self._sha = hashlib.sha256()
-        self._state = "open"  # open -> finished -> committed | aborted
+        self._state = "open"  # open -> finished -> committed | aborted | suspended
 
     def writable(self) -> bool:
         return True
@@ -71,6 +75,24 @@ class Sink(io.RawIOBase):
             self._commit()
             self._state = "committed"
 
+    def suspend(self) -> dict:
+        """A finished sink's state as a small JSON-able dict, from which the writer's
+        resume_sink(state) makes a sink that commits or aborts it; this object lets go of it (its
+        close() no longer aborts). An OutputSet suspends most of a large unit's sinks to disk."""
+        if self._state != "finished":
+            raise ValueError(f"{self.label}: suspend when {self._state}")
+        state = {"writer": self.location["type"], "location": self.location, "label": self.label,
+                 "bytes": self.bytes, "sha256": self.sha256, **self._suspend()}
+        self._state = "suspended"
+        return state
+
+    def _resumed(self, state: dict) -> None:
+        """Set up a sink resumed from suspend()'s state (the writer's resume_sink calls it first)."""
+        io.RawIOBase.__init__(self)
+        self.location, self.label, self.bytes = state["location"], state["label"], state["bytes"]
+        self._sha = state["sha256"]
+        self._state = "finished"
+
     def abort(self) -> None:
         if self._state in ("open", "finished"):
             self._state = "aborted"
@@ -100,20 +122,46 @@ class Sink(io.RawIOBase):
     def _abort(self) -> None:
         raise NotImplementedError
 
+    def _suspend(self) -> dict:
+        raise NotImplementedError
+
+
+# A unit's outputs travel inline in its result up to this many; beyond it, its result carries the
+# counts and a reference to the unit's output manifest (OutputSet below), so a unit's result, the
+# Durable history and the run manifest stay small whatever the member or file count.
+OUTPUTS_INLINE = 20
+# Output manifests are named MANIFEST_PREFIX + ... + `.jsonl`; listings never select them as
+# sources (mounters.base.Selection), so a processor reading that folder does not take one for data.
+
 
 class OutputSet:
-    """The outputs of one unit of work, committed together on success, all aborted on failure."""
+    """The outputs of one unit of work, committed together on success, all aborted on failure.
 
-    def __init__(self):
-        self._pending: list[tuple[str, Sink]] = []
-        self._names: set[tuple[str, str]] = set()
-        self.outputs: list[dict] = []
+    Memory is bounded whatever the output count: the first OUTPUTS_INLINE finished sinks are kept;
+    each one after is suspended (its writer's small state, enough to commit or abort it later) into
+    a spill file on local disk. A unit with more than `inline` outputs also writes its output
+    manifest at `manifest` = (folder, name): JSON Lines, one output per line ({"name", "location",
+    "bytes", "sha256"}), written as outputs finish and committed *after* all of them, in this same
+    commit: a manifest that is visible lists only outputs that are visible."""
+
+    def __init__(self, manifest: tuple[dict, str] | None = None, inline: int = OUTPUTS_INLINE):
+        self._manifest_at = manifest
+        self._inline = inline  # outputs beyond this many go to the manifest (a batch unit: 0, always)
+        self._pending: list[tuple[str, Sink]] = []  # kept in memory: the first OUTPUTS_INLINE
+        self._spill = None  # suspended sinks beyond those, one JSON line each
+        self._names: set[bytes] = set()  # digests of (folder, name): one per output, small
+        self._manifest_sink: Sink | None = None
+        self._created_folders: list[str] = []  # folders suspended sinks made (removed if a failure leaves them empty)
+        self.count = 0
+        self.bytes = 0
+        self.outputs: list[dict] = []  # after a successful commit: the outputs, when not more than OUTPUTS_INLINE
+        self.manifest: dict | None = None  # after a successful commit of more: the manifest's reference
 
     @contextmanager
     def create(self, folder: dict, name: str) -> Iterator[Sink]:
         from writers import open_sink
 
-        key = (repr(sorted(folder.items())), name)
+        key = _key(folder, name)
         if key in self._names:
             raise CollisionError(f"two outputs of this unit would both be named {name!r}")
         self._names.add(key)
@@ -124,17 +172,101 @@ class OutputSet:
         except BaseException:
             sink.close()
             raise
-        self._pending.append((name, sink))
+        self._add(name, sink)
+
+    def holds(self, folder: dict, name: str) -> bool:
+        """Whether this unit already wrote an output of that name (an archive's file/folder check)."""
+        return _key(folder, name) in self._names
+
+    def _add(self, name: str, sink: Sink) -> None:
+        # Held first (so a failure below still aborts it): in memory, the first OUTPUTS_INLINE
+        # finished sinks; the rest suspended to the spill file.
+        self.count += 1
+        self.bytes += sink.bytes
+        if len(self._pending) < OUTPUTS_INLINE:
+            self._pending.append((name, sink))
+        else:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="outputset-")
+            try:
+                state = sink.suspend()
+            except BaseException:
+                sink.close()
+                raise
+            self._created_folders += state.get("created") or []
+            self._spill.write(orjson.dumps({"name": name, "state": state}) + b"\n")
+        if self.count > self._inline and self._manifest_at is not None:
+            if self._manifest_sink is None:  # the first output beyond the threshold: start the manifest
+                from writers import open_sink
+
+                self._manifest_sink = open_sink(*self._manifest_at)
+                for n, s in self._pending[:self.count - 1]:
+                    self._manifest_sink.write(orjson.dumps(s.result(n)) + b"\n")
+            self._manifest_sink.write(orjson.dumps(sink.result(name)) + b"\n")
+
+    def _suspended(self) -> Iterator[tuple[str, Sink]]:
+        """The suspended sinks, resumed one at a time, in the order they were created."""
+        from writers import resume_sink
+
+        if self._spill is None:
+            return
+        self._spill.flush()
+        self._spill.seek(0)
+        for line in self._spill:
+            record = orjson.loads(line)
+            yield record["name"], resume_sink(record["state"])
 
     def __enter__(self) -> "OutputSet":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        manifest = self._manifest_sink
+        committed = False
         try:
             if exc_type is None:
-                for name, sink in self._pending:
+                if manifest is not None:
+                    manifest.finish()  # durable before any output is published
+                for _name, sink in self._pending:
                     sink.commit()
-                    self.outputs.append(sink.result(name))
+                done = []
+                for name, sink in self._suspended():
+                    try:
+                        sink.commit()
+                    finally:
+                        sink.close()
+                    if manifest is None:
+                        done.append(sink.result(name))
+                if manifest is not None:
+                    manifest.commit()  # last: once visible, everything it lists is
+                    self.manifest = {**manifest.result(self._manifest_at[1]), "outputs": self.count,
+                                     "outputs_bytes": self.bytes}
+                else:  # no manifest asked for (a writer's own tests): all of them, inline
+                    self.outputs = [sink.result(name) for name, sink in self._pending] + done
+                committed = True
         finally:
+            if not committed:
+                for _, sink in self._suspended():  # each aborts (a committed one: nothing to do)
+                    sink.close()
+            if manifest is not None:
+                manifest.close()
             for _, sink in reversed(self._pending):  # the last created first: it may sit in a folder an earlier one made
                 sink.close()  # aborts whatever was not committed
+            if not committed:
+                _remove_empty(self._created_folders)
+            if self._spill is not None:
+                self._spill.close()
+
+
+def _key(folder: dict, name: str) -> bytes:
+    return hashlib.blake2b(repr((sorted(folder.items()), name)).encode(), digest_size=16).digest()
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Folders suspended sinks made, once a failure left them empty (deepest first)."""
+    import os
+
+    for folder in sorted(set(folders), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue

@@ -17,6 +17,10 @@ from writers.base import Sink
 _CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
 
 
+def _block_id(prefix: str, index: int) -> str:
+    return base64.b64encode(f"{prefix}-{index:08d}".encode()).decode()
+
+
 class BlobSink(Sink):
     def __init__(self, folder: dict, name: str):
         location = {**folder, "path": folder.get("path", "") + name}
@@ -35,7 +39,7 @@ class BlobSink(Sink):
             del self._buf[: self._block_size]
 
     def _stage(self, data: bytes) -> None:
-        block_id = base64.b64encode(f"{self._prefix}-{len(self._blocks):08d}".encode()).decode()
+        block_id = _block_id(self._prefix, len(self._blocks))
         try:
             self._blob.stage_block(block_id, data, length=len(data))
         except AzureError as exc:
@@ -55,9 +59,23 @@ class BlobSink(Sink):
         except AzureError as exc:
             raise translate(exc, self.location, "the commit") from None
 
+    def _suspend(self) -> dict:
+        return {"prefix": self._prefix, "blocks": len(self._blocks)}
+
     def _abort(self) -> None:
         self._buf = bytearray()  # staged blocks stay uncommitted; the service garbage-collects them
 
 
 def open_sink(folder: dict, name: str) -> Sink:
     return BlobSink(folder, name)
+
+
+def resume_sink(state: dict) -> Sink:
+    """A sink suspended by Sink.suspend(): its blocks are staged, its block list not committed."""
+    sink = BlobSink.__new__(BlobSink)
+    sink._resumed(state)
+    location = sink.location
+    sink._blob = container_client(location).get_blob_client(location["path"])
+    sink._buf, sink._prefix = bytearray(), state["prefix"]
+    sink._blocks = [BlobBlock(_block_id(sink._prefix, i)) for i in range(state["blocks"])]
+    return sink

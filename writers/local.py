@@ -77,6 +77,9 @@ class LocalSink(Sink):
                                  "a retry writes it again")
         os.replace(self._tmp, self._final)
 
+    def _suspend(self) -> dict:
+        return {"final": self._final, "tmp": self._tmp, "written": list(self._written or ()), "created": self._created}
+
     def _abort(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -137,3 +140,12 @@ def _remove_stale(tmp: str) -> None:
 
 def open_sink(folder: dict, name: str) -> Sink:
     return LocalSink(folder, name)
+
+
+def resume_sink(state: dict) -> Sink:
+    """A sink suspended by Sink.suspend(), ready to commit or abort (its temp file was finished)."""
+    sink = LocalSink.__new__(LocalSink)
+    sink._resumed(state)
+    sink._final, sink._tmp, sink._file = state["final"], state["tmp"], None
+    sink._written, sink._created = tuple(state["written"]) or None, state["created"]
+    return sink

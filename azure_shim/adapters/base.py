@@ -54,5 +54,7 @@ def unit_adapter(processor_name: str) -> Callable[[dict], dict]:
 
 def _describe(payload: dict) -> str:
     label = processor_label(payload["processor"])
-    src = payload.get("src")
+    src, batch = payload.get("src"), payload.get("batch")
+    if batch:
+        return f"{label} batch {batch.get('index')} ({batch.get('count')} files)"
     return f"{label} {src['name']}" if src else label

@@ -14,7 +14,6 @@ from mounters.base import member_matcher, safe_relative
 from pipeline.errors import LimitExceeded, MemberError  # MemberError: re-exported
 from processors.decompress.limits import ArchiveBudget, counted
 from processors.stream import copy_stream, source_stats
-from writers import OutputSet
 
 
 def archive_folder(src_name: str, suffixes: tuple[str, ...]) -> str:
@@ -56,7 +55,7 @@ class NotExtracted:
 NOT_EXTRACTED_LISTED = 1000  # names listed in a unit's result (the count covers them all)
 
 
-def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[str, ...]) -> dict:
+def extract(processor, src: dict, outs, seekable: bool, members_of, suffixes: tuple[str, ...]) -> dict:
     """Shared driver: `members_of(f, wanted, budget, reopen)` yields (member name, readable stream or
     NotExtracted or None when not wanted) pairs; `wanted(name)` tells whether the members filter
     selects a member (zip checks those up front); `budget` (limits.ArchiveBudget) is told what the
@@ -69,8 +68,8 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
     stem = replace_suffix(src["name"], suffixes)
     wanted = member_matcher(cfg.members)
     skipped = 0
-    not_extracted = []
-    files, folders = {}, {}  # output path -> member name, folder path -> member that needs it
+    not_extracted, not_extracted_count = [], 0
+    folders: dict[str, str] = {}  # folder path -> the member that needs it (the files: outs.holds)
     counters = []  # a streamed archive's bytes read, every pass
 
     @contextmanager
@@ -80,7 +79,7 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
             counters.append(counter)
             yield reader
 
-    with open_source(src["location"], seekable=seekable) as f, OutputSet() as outs:
+    with open_source(src["location"], seekable=seekable) as f:
         if seekable:  # read at random (zip): ratios are against the whole archive
             size = f.seek(0, io.SEEK_END)
             f.seek(0)
@@ -94,17 +93,18 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
                 skipped += 1
                 continue
             if isinstance(stream, NotExtracted):
-                not_extracted.append({"name": name, "kind": stream.kind})
+                not_extracted_count += 1
+                if len(not_extracted) < NOT_EXTRACTED_LISTED:
+                    not_extracted.append({"name": name, "kind": stream.kind})
                 continue
             rel = safe_relative(name, "member")
             # A file and a folder of one name ('a' and 'a/b') cannot both be committed; find it now,
             # not when committing (which would leave the outputs committed before it visible).
             parents = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
-            path = rel if rel in folders else next((p for p in parents if p in files), None)
+            path = rel if rel in folders else next((p for p in parents if outs.holds(dest, f"{stem}/{p}")), None)
             if path is not None:
-                other = folders[path] if path == rel else files[path]
+                other = folders[path] if path == rel else path
                 raise MemberError(f"members {other!r} and {name!r} would make {stem}/{path} both a file and a folder")
-            files[rel] = name
             for p in parents:
                 folders.setdefault(p, name)
             try:
@@ -115,10 +115,10 @@ def extract(processor, src: dict, seekable: bool, members_of, suffixes: tuple[st
             except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
                 raise MemberError(f"member {name!r}: {type(exc).__name__}: {exc}") from exc
         stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "members_skipped": skipped}
-    if not_extracted:
-        result["members_not_extracted"] = len(not_extracted)
-        result["not_extracted"] = not_extracted[:NOT_EXTRACTED_LISTED]
+    result = {**stats, "members_skipped": skipped}
+    if not_extracted_count:
+        result["members_not_extracted"] = not_extracted_count
+        result["not_extracted"] = not_extracted
     return result
 
 

@@ -14,7 +14,6 @@ from pipeline.errors import DataError
 from processors.decompress import GZIP_MAGIC, sniff
 from processors.decompress.limits import ArchiveBudget, counted
 from processors.stream import COPY_BUFFER, replace_suffix, source_stats
-from writers import OutputSet
 
 
 _SUFFIXES = (".gz", ".gzip")
@@ -28,10 +27,10 @@ def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
     return [(cfg["dest"], replace_suffix(src_name, _SUFFIXES))]
 
 
-def run(processor, src: dict) -> dict:
+def run(processor, src: dict, outs) -> dict:
     cfg = processor.processor_config
     dest = cfg.dest.model_dump()
-    with open_source(src["location"]) as f, OutputSet() as outs:
+    with open_source(src["location"]) as f:
         reader, counter = counted(f)  # a gzip declares no size (its trailer's is mod 2**32): count
         budget = ArchiveBudget(cfg.limits, lambda: counter.count)
         head, stream = sniff(reader, len(GZIP_MAGIC))
@@ -49,5 +48,4 @@ def run(processor, src: dict) -> dict:
                     break
                 budget.add(n, None)
                 sink.write(view[:n])
-        stats = source_stats(f, src)
-    return {**stats, "outputs": outs.outputs}
+        return source_stats(f, src)

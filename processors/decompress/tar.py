@@ -127,5 +127,5 @@ def planned_outputs(cfg: dict, src_name: str) -> list[tuple[dict, str]]:
     return [(cfg["dest"], archive_folder(src_name, _SUFFIXES))]
 
 
-def run(processor, src: dict) -> dict:
-    return extract(processor, src, False, members, _SUFFIXES)
+def run(processor, src: dict, outs) -> dict:
+    return extract(processor, src, outs, False, members, _SUFFIXES)

@@ -177,6 +177,33 @@ class Sampler:
         return report
 
 
+
+def combine(reports: list[dict]) -> dict:
+    """One report for several files' reports (a batch unit's files): sampled lines and unmapped
+    paths summed (top TOP; `unmapped_paths` counts the distinct paths the files listed, so it may
+    undercount past their own top TOP), `missing` the mapped paths none of the files held, vanished
+    and type changes from every file (type counts summed)."""
+    unmapped: dict[str, int] = {}
+    for r in reports:
+        for u in r["unmapped"]:
+            unmapped[u["path"]] = unmapped.get(u["path"], 0) + u["lines"]
+    judged = [r for r in reports if r["lines_sampled"]]
+    missing = [m for m in (judged[0]["missing"] if judged else [])
+               if all(m in r["missing"] for r in judged[1:])]
+    vanished: list[dict] = []
+    changes: dict[tuple, dict] = {}
+    for r in reports:
+        vanished += [v for v in r["vanished"] if v not in vanished]
+        for c in r["type_changes"]:
+            item = changes.setdefault((c["column"], c["path"]), {"column": c["column"], "path": c["path"], "types": {}})
+            for t, n in c["types"].items():
+                item["types"][t] = item["types"].get(t, 0) + n
+    top = sorted(unmapped.items(), key=lambda pn: (-pn[1], pn[0]))
+    return {"lines_sampled": sum(r["lines_sampled"] for r in reports),
+            "unmapped": [{"path": p, "lines": n} for p, n in top[:TOP]],
+            "unmapped_paths": max([len(unmapped)] + [r["unmapped_paths"] for r in reports]),
+            "missing": missing, "vanished": vanished, "type_changes": list(changes.values())}
+
 def _leaves(value, prefix: tuple, add, depth: int = 0) -> None:
     """add() the paths of the scalars (and empty objects/lists) in a record, list elements as LIST."""
     if depth >= MAX_DEPTH:

@@ -38,7 +38,7 @@ from mounters import open_source
 from pipeline.errors import DataError, LimitExceeded
 from processors.stream import replace_suffix, source_stats, unbuffered
 from processors.transform.budget import check_reject_budget
-from writers import OutputSet, output_format
+from writers import output_format
 from writers.csv_text import CsvFormat
 
 from .encoding import utf8_stream
@@ -454,15 +454,14 @@ def chunks(src):
         yield b"".join(pending), line_no
 
 
-def run(processor, src: dict) -> dict:
+def run(processor, src: dict, outs) -> dict:
     cfg = processor.processor_config
     output = output_format()
     # The kernel reads JSONL objects (in any input encoding: the others are transcoded to UTF-8 first).
     native = cfg.input_format == "jsonl" and output.NATIVE
     kernel = kernel_for(cfg.engine, cfg.columns, output.text_format(cfg), cfg.null_text) if native else None
     unit = _Unit(cfg, output, kernel, cfg.threads or cores())
-    with open_source(src["location"], seekable=cfg.archive == "zip") as f, OutputSet() as outs, \
-            ExitStack() as rejects_stack:
+    with open_source(src["location"], seekable=cfg.archive == "zip") as f, ExitStack() as rejects_stack:
         if cfg.archive is None:
             unit.convert(f, outs, rejects_stack, src["name"])
         else:
@@ -473,7 +472,7 @@ def run(processor, src: dict) -> dict:
                 unit.convert(stream, outs, rejects_stack, out_name, member=name)
         drift = schema_drift.unit_report(unit.drift, cfg)  # fail_on_drift raises here: before anything is committed
         stats = source_stats(f, src)
-    result = {**stats, "outputs": outs.outputs, "rows": unit.rows, "rejects": unit.rejects,
+    result = {**stats, "rows": unit.rows, "rejects": unit.rejects,
               "engine": "native" if kernel is not None else "python", **({"drift": drift} if drift else {})}
     if unit.first_reject:
         result["first_reject"] = unit.first_reject

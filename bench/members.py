@@ -1,0 +1,155 @@
+"""Member-count scaling: a zip of N tiny members through the real CLI, to local disk and to Azurite.
+
+    python -m bench.members [--members 100000 10000] [--dest local blob] [--rounds 1] [--transform]
+
+For each member count it writes one zip of N tiny JSONL members (deflate), then runs
+`python -m local_runner run CONFIG -q` in a child process (bench/child.py: the child reports its
+own peak RSS, VmHWM from /proc/self/status, so the figure is the CLI's alone) with one decompress
+processor writing to a local folder or to a container in an Azurite this script starts (on disk,
+in the work folder, as tests/conftest.py starts it). Reported:
+wall time, the child's peak RSS, the run manifest's size and the number of outputs (checked
+against N). `--transform` adds a transform processor after the decompress one (its units are
+batches planned from the decompress unit's member manifest). Rounds are interleaved
+(local, blob, local, blob, ...) and the median is reported with min-max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def write_members_zip(path: Path, members: int) -> None:
+    """N tiny JSONL members in 100 folders (one line each, ~60 bytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for i in range(members):
+            z.writestr(f"d{i % 100:02d}/m{i:07d}.jsonl", f'{{"id": {i}, "name": "member {i}", "ok": true}}\n')
+
+
+def start_azurite(work: Path):
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import free_port, wait_for_port
+
+    port = free_port()
+    folder = work / "azurite"
+    folder.mkdir(exist_ok=True)
+    log = open(folder / "azurite.log", "w")
+    proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
+                             "--blobPort", str(port), "--location", str(folder), "--skipApiVersionCheck",
+                             "--disableTelemetry", "--loose", "--silent"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, proc)
+    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    return proc, conn
+
+
+def config(src: Path, dest: str, work: Path, tag: str, transform: bool) -> dict:
+    if dest == "local":
+        out = {"type": "local", "path": f"{work}/out-{tag}/"}
+        csv = {"type": "local", "path": f"{work}/csv-{tag}/"}
+    else:
+        out = {"type": "blob", "connection": "BENCH_STORAGE", "container": tag, "path": "members/"}
+        csv = {"type": "blob", "connection": "BENCH_STORAGE", "container": tag, "path": "csv/"}
+    processors = [{"processor_name": "decompress", "processor_type": "zip",
+                   "processor_config": {"src": {"type": "local", "path": str(src)}, "dest": out}}]
+    if transform:
+        processors.append({"processor_name": "transform", "processor_type": "JSONL",
+                           "processor_config": {"dest": csv, "columns": [{"name": "id", "path": "id"},
+                                                                         {"name": "name", "path": "name"}]}})
+    return {"sourcemart": "bench", "table": "members", "processors": processors}
+
+
+def run_once(work: Path, src: Path, members: int, dest: str, conn: str | None, rnd: int, transform: bool) -> dict:
+    tag = f"m{members}-{dest}-{rnd}"
+    if dest == "blob":
+        from azure.storage.blob import BlobServiceClient
+
+        BlobServiceClient.from_connection_string(conn).create_container(tag)
+    cfg = work / f"{tag}.json"
+    cfg.write_text(json.dumps(config(src, dest, work, tag, transform)))
+    report, manifest = work / f"{tag}.report.json", work / f"{tag}.manifest.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_LOCAL_ROOTS": str(work),
+           "PIPELINE_ALLOWED_SETTINGS": "BENCH_STORAGE"}
+    if conn:
+        env["BENCH_STORAGE"] = conn
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench.child", str(report), "cli", "run", str(cfg), "-q",
+                           "--manifest", str(manifest)], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{tag}: the run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    figures = json.loads(report.read_text())
+    result = json.loads(manifest.read_text())
+    outputs = result["steps"][0]["outputs"]
+    if outputs != members:
+        raise SystemExit(f"{tag}: {outputs} outputs, expected {members}")
+    row = {"members": members, "dest": dest, "seconds": wall, "peak_rss_mb": figures["peak_rss_mb"],
+           "manifest_kb": manifest.stat().st_size / 1024, "units": [s["units"] for s in result["steps"]],
+           "outputs": [s["outputs"] for s in result["steps"]]}
+    if dest == "local":  # keep the disk clean between rounds
+        shutil.rmtree(work / f"out-{tag}", ignore_errors=True)
+        shutil.rmtree(work / f"csv-{tag}", ignore_errors=True)
+    else:
+        from azure.storage.blob import BlobServiceClient
+
+        BlobServiceClient.from_connection_string(conn).delete_container(tag)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--dest", nargs="+", choices=("local", "blob"), default=["local", "blob"])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--transform", action="store_true", help="add a transform processor after the decompress")
+    parser.add_argument("--work", help="working folder (default: a new temporary one, removed at the end)")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-members-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    azurite, conn = start_azurite(work) if "blob" in args.dest else (None, None)
+    rows: list[dict] = []
+    try:
+        for members in args.members:
+            src = work / f"members-{members}.zip"
+            if not src.exists():
+                write_members_zip(src, members)
+            for rnd in range(args.rounds):
+                for dest in args.dest:  # interleaved
+                    row = run_once(work, src, members, dest, conn, rnd, args.transform)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    rows.append(row)
+    finally:
+        if azurite is not None:
+            azurite.terminate()
+            azurite.wait(10)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print("| members | dest | steps (units) | wall s median (min-max) | peak RSS MB median (min-max) | manifest KB |")
+    print("|---|---|---|---|---|---|")
+    for members in args.members:
+        for dest in args.dest:
+            sel = [r for r in rows if r["members"] == members and r["dest"] == dest]
+            if not sel:
+                continue
+            s = [r["seconds"] for r in sel]
+            m = [r["peak_rss_mb"] for r in sel]
+            print(f"| {members:,} | {dest} | {sel[0]['units']} | {statistics.median(s):.1f} ({min(s):.1f}-{max(s):.1f}) "
+                  f"| {statistics.median(m):.1f} ({min(m):.1f}-{max(m):.1f}) | {sel[0]['manifest_kb']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
