@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import random
 
+import orjson
 import pytest
 
 from bench.datagen import COLUMNS as GEN_COLUMNS, write_jsonl
@@ -256,3 +257,140 @@ def test_engine_native_without_the_kernel_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(native.REQUIRE_ENV, "1")
     with pytest.raises(RuntimeError, match="SOURCEMART_REQUIRE_NATIVE=1"):
         native.kernel_for("auto", cols, fmt, "")
+
+
+def float_edge_texts() -> list[str]:
+    """Number texts around the kernel's digit-count rules: 14 to 18 significant digits, leading and
+    trailing zeros (in the integer part, the fraction, both), exponents that move the point across
+    orjson's layouts, the normal/subnormal boundary, values whose shortest form is shorter than the
+    text (17 digits that round-trip in 16 or 15), and a repr of random doubles of every magnitude."""
+    rng = random.Random(11)
+    texts = ["0.30000000000000004", "0.1000000000000000055511151231257827", "123456789012345.6",
+             "1234567890123456.7", "12345678901234567.8", "9007199254740993", "9007199254740993.0",
+             "100000000000000000000.0", "1000000000000000.0", "10000000000000000.0", "0.000012345678901234567",
+             "0.00001", "0.0001", "1.0000000000000002", "0.9999999999999999", "0.99999999999999999",
+             "2.2250738585072014e-308", "2.225073858507202e-308", "1.7976931348623157e308", "4.9e-324",
+             "123.4560000000000000", "000.5e1", "1.5e-5", "1.5e-4", "9.999999999999999e15", "9.999999999999999e16",
+             "1e16", "1e15", "12e14", "120000000000000000e-2", "0.000000000000000000000012345", "5.0e-324"]
+    for digits in range(14, 19):
+        for _ in range(12):
+            mant = str(rng.randint(10 ** (digits - 1), 10 ** digits - 1))
+            point = rng.randint(0, digits)
+            text = (mant[:point] or "0") + "." + (mant[point:] or "0")
+            texts.append(text)
+            texts.append(text + rng.choice(["e", "E"]) + rng.choice(["", "+", "-"]) + str(rng.randint(0, 30)))
+            texts.append("0.000" + mant)
+            texts.append(mant + "000.000")
+    for _ in range(300):
+        texts.append(repr(rng.random() * 10 ** rng.randint(-8, 22)))
+    return texts
+
+
+def test_floats_around_the_digit_count_rules_give_the_same_bytes():
+    """Line by line: the kernel writes what the Python path writes, or refuses (only the subnormals
+    and the text that is not JSON); then all of them as one input (refused chunks go to Python)."""
+    texts = float_edge_texts()
+    lines = [f'{{"a": {t}, "s": -{t}, "l": [{t}, "x"]}}'.encode() for t in texts]
+    columns = [{"name": "a", "path": "a"}, {"name": "s", "path": "s"}, {"name": "l", "path": "l"}]
+    for options in ({}, {"quoting": "all"}, {"quoting": "none", "delimiter": "|"}):
+        cfg = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=columns, **options)
+        fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+        kernel = native.kernel_for("native", cfg.columns, fmt, cfg.null_text)
+        python = jsonl.Converter(cfg, fmt, None)
+        refused = []
+        for text, line in zip(texts, lines):
+            got = kernel.convert(line)
+            if got is None:
+                refused.append(text)
+                continue
+            python.rows = 0
+            assert got == (python._chunk([line], 0, jsonl.has_long_number(line)).encode(), 1), line
+        assert sorted(refused) == sorted(["4.9e-324", "5.0e-324", "000.5e1"]), refused
+        assert_same(b"\n".join(lines) + b"\n", columns=columns, **options)
+
+
+def test_lists_and_objects_with_and_without_strings_give_the_same_bytes():
+    """Lists/objects copied as their own text: with a string (always a quoted field) and without one
+    (quoted only when the delimiter is in it), and ones that are not in compact form."""
+    values = ['[]', '{}', '[1,2]', '[1]', '[true,null,false]', '[[],{}]', '{"a":1}', '["x"]', '[1,"a,b"]',
+              '{"a":{"b":[1,2.5,-0.0]}}', '[1.10]', '[ 1]', '{"a":1,"a":2}', '["\\u0041"]', '[1e5]', '[-0]',
+              '[' + ','.join(['"q"'] * 40) + ']', '{"k":"' + 'v' * 40 + '"}']
+    raw = "".join(f'{{"l": {v}, "a": {v}}}\n' for v in values).encode()
+    columns = [{"name": "l", "path": "l"}, {"name": "a", "path": "a"}]
+    for options in ({}, {"quoting": "all"}, {"quoting": "nonnumeric"}, {"quoting": "none"},
+                    {"delimiter": "|"}, {"delimiter": "0"}, {"delimiter": "é"}):
+        assert_same(raw, columns=columns, **options)
+        assert_same(raw, columns=columns[:1], **options)
+
+
+def test_short_fields_at_the_end_of_a_page_are_read_within_it():
+    """The 16-byte loads of short tails must not read past the page a field ends in: lines placed
+    at the very end of a page whose next page is not readable (a load across would crash the test),
+    every field and list short, at every offset."""
+    import ctypes
+    import mmap
+
+    size = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+    columns = [{"name": "a", "path": "a"}, {"name": "l", "path": "l"}, {"name": "b", "path": "b"}]
+    cfg = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=columns)
+    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+    kernel = native.kernel_for("native", cfg.columns, fmt, cfg.null_text)
+    python = jsonl.Converter(cfg, fmt, None)
+    checked = 0
+    for n in range(0, 20):
+        for line in (f'{{"a":"{"x" * n}","l":["{"y" * n}"],"b":"z"}}'.encode(),
+                     f'{{"b":"{"é" * n}","l":[{"1" * (n + 1)}],"a":"q,"}}'.encode()):
+            with mmap.mmap(-1, 2 * size) as pages:
+                pages[size - len(line):size] = line
+                guard = ctypes.c_char.from_buffer(pages, size)
+                assert libc.mprotect(ctypes.addressof(guard), size, 0) == 0, ctypes.get_errno()  # PROT_NONE
+                view = memoryview(pages)[size - len(line):size]
+                got = kernel.convert(view)
+                view.release()
+                assert libc.mprotect(ctypes.addressof(guard), size, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+                del guard
+            python.rows = 0
+            assert got == (python._chunk([line], 0, False).encode(), 1), line
+            checked += 1
+    assert checked == 40
+
+
+def test_keys_that_differ_only_past_their_first_8_bytes_or_in_length():
+    """The kernel finds a column's key by its length and first 8 bytes, then the rest: keys that
+    share 8 or more bytes, prefixes of each other, empty, multi-byte, escaped, each at the end of a
+    page whose next page is unreadable (the 8-byte key load stays within its page)."""
+    import ctypes
+    import mmap
+
+    keys = ["a", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefghij", "abcdefghijklmnopq",
+            "abcdefghijklmnopr", "é", "éé", "ab", "abcdefgh\u00e9"]
+    columns = [{"name": f"c{i}", "path": [k]} for i, k in enumerate(keys)]
+    cfg = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=columns)
+    fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
+    kernel = native.kernel_for("native", cfg.columns, fmt, cfg.null_text)
+    python = jsonl.Converter(cfg, fmt, None)
+    rng = random.Random(3)
+    others = ["", "abcdefgi", "abcdefghk", "abcdefghijklmnopqr", "abcdefghijklmnop", "b", "éa", "ab\x00", "abcdefgh\u00ea"]
+    lines = []
+    for _ in range(300):
+        chosen = rng.sample(keys + others, rng.randint(1, 6))
+        lines.append(orjson.dumps({k: rng.randint(0, 9) for k in chosen}))
+    lines += [b'{"abcdefg\\u0068": 1, "\\u00e9": 2}', b'{"ab\\u0000": 3}']
+    size = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for line in lines + [b'{"a":1}', b'{"":1}', b'{"ab":1}', b'{"\xc3\xa9":1}']:
+        with mmap.mmap(-1, 2 * size) as pages:
+            pages[size - len(line):size] = line
+            guard = ctypes.c_char.from_buffer(pages, size)
+            assert libc.mprotect(ctypes.addressof(guard), size, 0) == 0, ctypes.get_errno()  # PROT_NONE
+            view = memoryview(pages)[size - len(line):size]
+            got = kernel.convert(view)
+            view.release()
+            assert libc.mprotect(ctypes.addressof(guard), size, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+            del guard
+        python.rows = 0
+        assert got == (python._chunk([line], 0, False).encode(), 1), line

@@ -50,6 +50,13 @@ struct Node {
     std::vector<int> columns;   // columns whose path ends here
     std::vector<int> children;  // node ids
     std::vector<int> subtree;   // every column at or below this node (cleared when a key repeats)
+    // The children's keys for child_by_key, side by side: length, first 8 bytes (zero-padded), id.
+    struct ChildKey {
+        size_t size;
+        uint64_t head;
+        int id;
+    };
+    std::vector<ChildKey> lookup;
 };
 
 struct Config {
@@ -113,6 +120,16 @@ inline size_t next_special(const Config& c, const char* s, size_t i, size_t n) {
                                                 _mm_cmpeq_epi8(v, delim)));
         int mask = _mm_movemask_epi8(hit);
         if (mask) return i + unsigned(__builtin_ctz(unsigned(mask)));
+    }
+    // The tail (most fields are shorter than 16 bytes): one 16-byte load when it stays within its
+    // 4 KiB page (a load that does not cross a page cannot fault; the bytes past n are ignored).
+    if (i < n && (reinterpret_cast<uintptr_t>(s + i) & 4095) <= 4096 - 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, extra)),
+                                   _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                                _mm_cmpeq_epi8(v, delim)));
+        unsigned mask = unsigned(_mm_movemask_epi8(hit)) & ((1u << (n - i)) - 1);
+        return mask ? i + __builtin_ctz(mask) : n;
     }
 #endif
     while (i < n && !c.special[static_cast<unsigned char>(s[i])]) i++;
@@ -305,26 +322,25 @@ const char* scan_number(const char* p, const char* end, Number& num, bool analys
     long kk = point + exp;
     bool normal = kk > -290 && kk < 290;  // finite and not subnormal, whatever the digits
     if (!analyse && normal) return p;
-    // Significant digits (at most 15 kept; more, and the text alone does not give the shortest).
+    // Significant digits (at most 15 kept; more, and the text alone does not give the shortest):
+    // from the first non-zero digit (JSON has no leading zeros, so the integer part's first digit
+    // unless it is "0") to the last non-zero one, the point skipped.
+    const char* first = int_end - int_begin == 1 && *int_begin == '0' ? frac_begin : int_begin;
+    while (*first == '0') first++;  // a non-zero digit follows (zero returned above)
+    const char* last = frac_end - 1;
+    while (last >= frac_begin && *last == '0') last--;
+    if (last < frac_begin) {  // no fraction, or only zeros: the integer part's last non-zero digit
+        last = int_end - 1;
+        while (*last == '0') last--;
+    }
+    long count = long(last - first) + 1 - (first < frac_begin && last >= frac_begin && frac_begin != frac_end);
+    bool many = count > 15;
     int n = 0;
-    bool many = false;
-    long zeros = 0;  // zeros not yet known to be followed by a significant digit
-    bool seen = false;
-    auto digit = [&](char ch) {
-        if (ch == '0') {
-            if (seen) zeros++;
-            return;
+    if (!many) {
+        for (const char* q = first; q <= last; q++) {
+            if (*q != '.') num.digits[n++] = *q;
         }
-        seen = true;
-        if (n + zeros + 1 > 15) many = true;
-        if (!many) {
-            for (long z = 0; z < zeros; z++) num.digits[n++] = '0';
-            num.digits[n++] = ch;
-        }
-        zeros = 0;
-    };
-    for (const char* q = int_begin; q < int_end; q++) digit(*q);
-    for (const char* q = frac_begin; q < frac_end; q++) digit(*q);
+    }
     if (many || !normal) {
         // Not certain from the text alone: parse (correctly rounded) and take the shortest digits.
         double v;
@@ -593,59 +609,80 @@ struct Line {
     const char* value(const char* p, int node, int depth) {
         if (p >= end) return nullptr;
         const Node* nd = node >= 0 ? &c.nodes[node] : nullptr;
-        Slot s{MISSING, false, p, nullptr};
+        // The slot's fields as locals, stored one by one below: a Slot built on the stack field by
+        // field and then copied whole is read back before its byte stores have landed (a store
+        // forwarding stall on every value, ~6% of the kernel's time).
+        Kind kind;
+        bool escaped = false;
+        const char* begin = p;
         const char* q;
         switch (*p) {
             case '{':
                 if (depth >= MAX_DEPTH) return nullptr;
                 q = object(p + 1, nd && !nd->children.empty() ? node : -1, depth + 1);
-                s.kind = OBJECT;
+                kind = OBJECT;
                 break;
             case '[':
                 if (depth >= MAX_DEPTH) return nullptr;
                 q = array(p + 1, nd && !nd->children.empty() ? node : -1, depth + 1);
-                s.kind = ARRAY;
+                kind = ARRAY;
                 break;
             case '"':
-                q = scan_string(p + 1, end, s.escaped);
-                s.begin = p + 1;
-                s.kind = STR;
-                if (q) {
-                    s.end = q;
-                    q++;
-                }
+                q = scan_string(p + 1, end, escaped);
+                begin = p + 1;
+                kind = STR;
                 break;
             case 't':
                 q = (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : nullptr;
-                s.kind = JTRUE;
+                kind = JTRUE;
                 break;
             case 'f':
                 q = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : nullptr;
-                s.kind = JFALSE;
+                kind = JFALSE;
                 break;
             case 'n':
                 q = (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : nullptr;
-                s.kind = JNULL;
+                kind = JNULL;
                 break;
             default: {
                 Number num;
                 q = scan_number(p, end, num, false);  // validates range: every number, used or not
-                s.kind = q && num.is_int ? INT : FLOAT;
+                kind = q && num.is_int ? INT : FLOAT;
             }
         }
         if (!q) return nullptr;
-        if (s.kind != STR) s.end = q;
+        const char* vend = q;  // STR: at the closing quote; others: one past the value
+        if (kind == STR) q++;
         if (nd) {
-            for (int col : nd->columns) slots[col] = s;
+            for (int col : nd->columns) {
+                Slot& s = slots[col];
+                s.kind = kind;
+                s.escaped = escaped;
+                s.begin = begin;
+                s.end = vend;
+            }
         }
         return q;
     }
 
+    // The child of `node` whose key is k[0, n), or -1. Most keys of a line are on no path: each
+    // child is ruled out by its length and first 8 bytes, compared as one integer.
     int child_by_key(int node, const char* k, size_t n) const {
-        for (int ch : c.nodes[node].children) {
-            const std::string& key = c.nodes[ch].key;
-            // length and first byte first: most keys of a line are on no path
-            if (key.size() == n && (n == 0 || (key[0] == k[0] && memcmp(key.data(), k, n) == 0))) return ch;
+        uint64_t head = 0;
+        size_t h = n < 8 ? n : 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (h == 8 || (reinterpret_cast<uintptr_t>(k) & 4095) <= 4096 - 8) {
+            memcpy(&head, k, 8);  // within the key, or within k's page (cannot fault)
+            if (h < 8) head &= (uint64_t(1) << (8 * h)) - 1;  // the first h bytes
+        } else {
+            memcpy(&head, k, h);
+        }
+#else
+        memcpy(&head, k, h);
+#endif
+        for (const Node::ChildKey& ck : c.nodes[node].lookup) {
+            if (ck.size == n && ck.head == head && (n <= 8 || memcmp(c.nodes[ck.id].key.data() + 8, k + 8, n - 8) == 0))
+                return ck.id;
         }
         return -1;
     }
@@ -820,14 +857,44 @@ struct Dumper {
     }
 };
 
+// Copy n bytes to d, 16 at a time (d has room for a 16-byte store past d + n; a source load past
+// s + n is made only when it stays within s's 4 KiB page, so it cannot fault).
+inline void copy_short(char* d, const char* s, size_t n) {
+#if defined(__SSE2__)
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)));
+    }
+    if (k < n) {
+        if ((reinterpret_cast<uintptr_t>(s + k) & 4095) <= 4096 - 16) {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)));
+        } else {
+            memcpy(d + k, s + k, n - k);
+        }
+    }
+#else
+    memcpy(d, s, n);
+#endif
+}
+
 // Whether a validated list or object [p, e) is already exactly the text Dumper writes for it (so
 // it can be used as it is): no whitespace between tokens, no backslash in any string (a string
 // without escapes is written as it is), every number's text already orjson's (canonical_number),
 // and no key repeated within an object (Dumper refuses those: the slow path must see them).
-bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const char*, size_t>>& keys) {
+// EMIT: in the same pass, write the text's quoted CSV field at d ('"', the text with every '"'
+// doubled, '"'; d has room for 2 * (e - p) + 2 + 16 bytes), advancing d; *has_string tells
+// whether the text holds a string (a '"'), without which a field may not need quotes.
+template <bool EMIT>
+bool compact_scan(const char* p, const char* e, std::vector<std::pair<const char*, size_t>>& keys,
+                  char** dp = nullptr, bool* has_string = nullptr) {
     size_t first_key[MAX_DEPTH + 2];  // per open bracket: its object's first entry in keys, or SIZE_MAX
     int depth = 0;
     bool expect_key = false;
+    char* d = EMIT ? *dp : nullptr;
+    if (EMIT) {
+        *d++ = '"';
+        *has_string = false;
+    }
     keys.clear();
     while (p < e) {
         switch (*p) {
@@ -836,19 +903,23 @@ bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const
                 if (depth > MAX_DEPTH) return false;
                 first_key[depth++] = *p == '{' ? keys.size() : SIZE_MAX;
                 expect_key = *p == '{';
+                if (EMIT) *d++ = *p;
                 p++;
                 break;
             case '}':
             case ']':
                 if (depth == 0) return false;
                 if (first_key[--depth] != SIZE_MAX) keys.resize(first_key[depth]);
+                if (EMIT) *d++ = *p;
                 p++;
                 break;
             case ',':
                 expect_key = depth > 0 && first_key[depth - 1] != SIZE_MAX;
+                if (EMIT) *d++ = ',';
                 p++;
                 break;
             case ':':
+                if (EMIT) *d++ = ':';
                 p++;
                 break;
             case '"': {
@@ -866,30 +937,56 @@ bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const
 #endif
                 while (q < e && *q != '"' && *q != '\\') q++;
                 if (q >= e || *q != '"') return false;  // an escape: Dumper decides
+                size_t n = size_t(q - p);
                 if (expect_key) {
-                    size_t n = size_t(q - p);
                     for (size_t i = first_key[depth - 1]; i < keys.size(); i++) {
                         if (keys[i].second == n && memcmp(keys[i].first, p, n) == 0) return false;
                     }
                     keys.emplace_back(p, n);
                     expect_key = false;
                 }
+                if (EMIT) {  // the string's quotes doubled; its text holds none
+                    *has_string = true;
+                    d[0] = d[1] = '"';
+                    copy_short(d + 2, p, n);
+                    d += n + 2;
+                    d[0] = d[1] = '"';
+                    d += 2;
+                }
                 p = q + 1;
                 break;
             }
-            case 't': p += 4; break;
-            case 'n': p += 4; break;
-            case 'f': p += 5; break;
+            case 't':
+            case 'n':
+                if (EMIT) { memcpy(d, p, 4); d += 4; }
+                p += 4;
+                break;
+            case 'f':
+                if (EMIT) { memcpy(d, p, 5); d += 5; }
+                p += 5;
+                break;
             default: {
                 if (!(*p == '-' || (*p >= '0' && *p <= '9'))) return false;  // whitespace
                 const char* q = p;
-                while (q < e && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) q++;
+                while (q < e && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == 'e' || *q == 'E' || *q == '+')) {
+                    if (EMIT) *d++ = *q;
+                    q++;
+                }
                 if (!canonical_number(p, q)) return false;
                 p = q;
             }
         }
     }
-    return depth == 0;
+    if (depth != 0) return false;
+    if (EMIT) {
+        *d++ = '"';
+        *dp = d;
+    }
+    return true;
+}
+
+bool compact_canonical(const char* p, const char* e, std::vector<std::pair<const char*, size_t>>& keys) {
+    return compact_scan<false>(p, e, keys);
 }
 
 struct Work {
@@ -938,7 +1035,19 @@ bool write_row(const Config& c, Work& w) {
             }
             case ARRAY:
             case OBJECT:
-                if (compact_canonical(s.begin, s.end, w.keys)) {  // most lists/objects: their own text
+                if (c.quoting != NONE) {
+                    // Most lists/objects are their own text, and hold a string, so a quoted field
+                    // (the text holds a '"'): checked and written in one pass.
+                    size_t n = size_t(s.end - s.begin);
+                    out.reserve_more(2 * n + 2 + 16);
+                    char* d = out.b + out.n;
+                    bool has_string;
+                    if (compact_scan<true>(s.begin, s.end, w.keys, &d, &has_string)) {
+                        if (has_string) out.n = size_t(d - out.b);
+                        else csv_text(c, out, s.begin, n);  // e.g. [] or [1,2]: quoted only if needed
+                        break;
+                    }
+                } else if (compact_canonical(s.begin, s.end, w.keys)) {  // most lists/objects: their own text
                     csv_text(c, out, s.begin, size_t(s.end - s.begin));
                     break;
                 }
@@ -1069,6 +1178,14 @@ int kernel_init(KernelObject* self, PyObject* args, PyObject* kwds) {
     }
     Py_DECREF(seq);
     c->ncolumns = int(ncol);
+    for (Node& nd : c->nodes) {
+        for (int ch : nd.children) {
+            const std::string& key = c->nodes[ch].key;
+            uint64_t head = 0;
+            memcpy(&head, key.data(), key.size() < 8 ? key.size() : 8);
+            nd.lookup.push_back(Node::ChildKey{key.size(), head, ch});
+        }
+    }
     delete self->config;
     self->config = c;
     return 0;
