@@ -327,13 +327,6 @@ def test_short_fields_at_the_end_of_a_page_are_read_within_it():
     """The 16-byte loads of short tails must not read past the page a field ends in: lines placed
     at the very end of a page whose next page is not readable (a load across would crash the test),
     every field and list short, at every offset."""
-    import ctypes
-    import mmap
-
-    size = mmap.PAGESIZE
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-
     columns = [{"name": "a", "path": "a"}, {"name": "l", "path": "l"}, {"name": "b", "path": "b"}]
     cfg = JsonlTransformConfig(dest={"type": "local", "path": "/u/"}, columns=columns)
     fmt = CsvFormat(cfg.delimiter, cfg.quoting, cfg.newline)
@@ -343,15 +336,7 @@ def test_short_fields_at_the_end_of_a_page_are_read_within_it():
     for n in range(0, 20):
         for line in (f'{{"a":"{"x" * n}","l":["{"y" * n}"],"b":"z"}}'.encode(),
                      f'{{"b":"{"é" * n}","l":[{"1" * (n + 1)}],"a":"q,"}}'.encode()):
-            with mmap.mmap(-1, 2 * size) as pages:
-                pages[size - len(line):size] = line
-                guard = ctypes.c_char.from_buffer(pages, size)
-                assert libc.mprotect(ctypes.addressof(guard), size, 0) == 0, ctypes.get_errno()  # PROT_NONE
-                view = memoryview(pages)[size - len(line):size]
-                got = kernel.convert(view)
-                view.release()
-                assert libc.mprotect(ctypes.addressof(guard), size, mmap.PROT_READ | mmap.PROT_WRITE) == 0
-                del guard
+            got = convert_at_page_end(kernel, line)
             python.rows = 0
             assert got == (python._chunk([line], 0, False).encode(), 1), line
             checked += 1
@@ -362,9 +347,6 @@ def test_keys_that_differ_only_past_their_first_8_bytes_or_in_length():
     """The kernel finds a column's key by its length and first 8 bytes, then the rest: keys that
     share 8 or more bytes, prefixes of each other, empty, multi-byte, escaped, each at the end of a
     page whose next page is unreadable (the 8-byte key load stays within its page)."""
-    import ctypes
-    import mmap
-
     keys = ["a", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefghij", "abcdefghijklmnopq",
             "abcdefghijklmnopr", "é", "éé", "ab", "abcdefgh\u00e9"]
     columns = [{"name": f"c{i}", "path": [k]} for i, k in enumerate(keys)]
@@ -379,18 +361,28 @@ def test_keys_that_differ_only_past_their_first_8_bytes_or_in_length():
         chosen = rng.sample(keys + others, rng.randint(1, 6))
         lines.append(orjson.dumps({k: rng.randint(0, 9) for k in chosen}))
     lines += [b'{"abcdefg\\u0068": 1, "\\u00e9": 2}', b'{"ab\\u0000": 3}']
+    for line in lines + [b'{"a":1}', b'{"":1}', b'{"ab":1}', b'{"\xc3\xa9":1}']:
+        got = convert_at_page_end(kernel, line)
+        python.rows = 0
+        assert got == (python._chunk([line], 0, False).encode(), 1), line
+
+
+def convert_at_page_end(kernel, line: bytes):
+    """kernel.convert(line) with the line at the very end of a page whose next page is unreadable
+    (PROT_NONE): a load past the line's end faults instead of reading whatever follows."""
+    import ctypes
+    import mmap
+
     size = mmap.PAGESIZE
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    for line in lines + [b'{"a":1}', b'{"":1}', b'{"ab":1}', b'{"\xc3\xa9":1}']:
-        with mmap.mmap(-1, 2 * size) as pages:
-            pages[size - len(line):size] = line
-            guard = ctypes.c_char.from_buffer(pages, size)
-            assert libc.mprotect(ctypes.addressof(guard), size, 0) == 0, ctypes.get_errno()  # PROT_NONE
-            view = memoryview(pages)[size - len(line):size]
-            got = kernel.convert(view)
-            view.release()
-            assert libc.mprotect(ctypes.addressof(guard), size, mmap.PROT_READ | mmap.PROT_WRITE) == 0
-            del guard
-        python.rows = 0
-        assert got == (python._chunk([line], 0, False).encode(), 1), line
+    with mmap.mmap(-1, 2 * size) as pages:
+        pages[size - len(line):size] = line
+        guard = ctypes.c_char.from_buffer(pages, size)
+        assert libc.mprotect(ctypes.addressof(guard), size, 0) == 0, ctypes.get_errno()  # PROT_NONE
+        view = memoryview(pages)[size - len(line):size]
+        got = kernel.convert(view)
+        view.release()
+        assert libc.mprotect(ctypes.addressof(guard), size, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+        del guard
+    return got

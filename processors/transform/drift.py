@@ -23,6 +23,7 @@ from fnmatch import fnmatchcase
 import orjson
 
 from pipeline.errors import SchemaDrift
+from processors.transform.paths import parent_holder
 
 RATE = 1 / 2500  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
 WARMUP = 32 << 10  # a small file is sampled whole
@@ -95,13 +96,7 @@ def _column_function(paths: list[tuple]):
             code.append(f"    {target} = {get}M")
 
     for i, segments in enumerate(paths):
-        holder = "o"
-        for depth in range(len(segments) - 1):
-            prefix = segments[: depth + 1]
-            if prefix not in nodes:
-                nodes[prefix] = f"n{len(nodes)}"
-                lookup(nodes[prefix], holder, segments[depth])
-            holder = nodes[prefix]
+        holder = parent_holder(segments, nodes, lookup)
         lookup("v", holder, segments[-1])
         code += ["    if v is not M:",
                  f"        present[{i}] += 1",

@@ -46,6 +46,7 @@ from .formats import InputError, Records, Reject, Where, reader_for
 from . import drift as schema_drift
 from .kernel import cores, count_newlines, kernel_for, release_free_memory
 from .observe import Watch
+from .paths import parent_holder
 
 # 128 KiB of lines per chunk: parsed objects take ~10x their text, so this bounds memory at a few MB
 # per unit, and with converter threads each chunk in flight holds its text and its CSV; the kernel
@@ -190,13 +191,7 @@ def build_line_function(columns, fmt: CsvFormat, null_text: str, decimals: bool 
         v = f"c{i}"
         names.append(v)
         segments = tuple(column.segments)
-        holder = "o"
-        for depth in range(len(segments) - 1):
-            prefix = segments[: depth + 1]
-            if prefix not in nodes:
-                nodes[prefix] = f"n{len(nodes)}"
-                lookup(nodes[prefix], holder, segments[depth])
-            holder = nodes[prefix]
+        holder = parent_holder(segments, nodes, lookup)
         lookup(v, holder, segments[-1])
         escape = "if NEEDS({0}): {0} = '\"' + {0}.replace('\"', '\"\"') + '\"'" if minimal else "{0} = TEXT({0})"
         code += [
