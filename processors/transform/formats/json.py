@@ -20,7 +20,10 @@ except ImportError:  # a platform without the wheel's C extension: correct, only
     _ijson = ijson
 
 DECIMALS = True  # ijson gives non-integer numbers as Decimal (exact); the row function writes them as floats
-BATCH = 500  # records per Records batch (parsed records take ~10x their text: a few MB)
+# A Records batch ends at BATCH records or BATCH_BYTES of the document, whichever comes first:
+# parsed records take ~10x their text, so a batch of wide records (a few KB each) stays a few MB.
+BATCH = 500
+BATCH_BYTES = 256 << 10
 READ = 4 << 10  # bytes per parser read: the window a byte offset points into (no slower than 64 KiB: measured)
 HEAD = 1 << 20  # bytes kept from the start, to say what the document holds when no records are found
 _BOM = b"\xef\xbb\xbf"
@@ -64,13 +67,15 @@ def batches(src, cfg):
     records: list = []
     ends: list[int] = []
     index = 0  # records before this batch
+    start = 0  # the document's bytes before this batch
     try:
         for record in _ijson.items(reader, prefix, buf_size=READ):
             records.append(record)
             ends.append(reader.count)
-            if len(records) >= BATCH:
+            if len(records) >= BATCH or reader.count - start >= BATCH_BYTES:
                 yield _batch(records, ends, label, index)
                 index += len(records)
+                start = reader.count
                 records, ends = [], []
     except ijson.JSONError as exc:
         done = index + len(records)
