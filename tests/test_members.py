@@ -253,16 +253,20 @@ def test_a_zip64_directory_of_70000_members_is_read_in_chunks(tmp_path):
         assert seen == n and ZipMember(f, entry).read() == str(n - 1).encode()
 
 
-def test_drift_covers_every_unit_and_every_file_of_a_batch(tmp_path):
+def test_drift_covers_every_unit_and_every_file_of_a_batch(tmp_path, monkeypatch):
     """The run's drift report counts every unit (not only the RESULTS_LISTED results the manifest
-    lists), and a batch unit's drift covers all of its files (processors/transform/drift.combine)."""
-    n = MAX_UNITS + 500  # batches of 2 files
+    lists), and a batch unit's drift covers all of its files (processors/transform/drift.combine).
+    MAX_UNITS is lowered so a few dozen files make batches (the orchestration runs in this process)."""
+    import pipeline.units
+
+    monkeypatch.setattr(pipeline.units, "MAX_UNITS", RESULTS_LISTED + 5)
+    n = 2 * (RESULTS_LISTED + 5)  # batches of 2 files: more units than the manifest lists
     with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as z:
         for i in range(n):  # every file holds "new"; the second file of each batch holds "late" too
             z.writestr(f"m{i:05d}.jsonl", json.dumps({"id": i, "new": 1, **({"late": 1} if i % 2 else {})}) + "\n")
     manifest = run(chain(tmp_path / "big.zip", local(tmp_path / "raw"), local(tmp_path / "csv")))
     transform = manifest["steps"][1]
-    assert transform["units"] == n // 2 and "drift" not in transform
+    assert transform["units"] == n // 2 > RESULTS_LISTED == len(transform["results"]) and "drift" not in transform
     (step,) = manifest["drift"]
     assert step["units"] == n // 2 == step["units_with_drift"] and step["lines_sampled"] == n
     assert step["unmapped"] == [{"path": "new", "lines": n, "units": n // 2},
