@@ -25,7 +25,7 @@ import orjson
 from pipeline.errors import SchemaDrift
 from processors.transform.paths import parent_holder
 
-RATE = 1 / 2500  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
+RATE = 1 / 5000  # share of the input's bytes parsed for the sample, beyond WARMUP bytes
 WARMUP = 32 << 10  # a small file is sampled whole
 # Other input formats hand over parsed records (they run on the Python path, ~10x slower than the
 # kernel, so a record's walk is cheap beside its parse): the first WARMUP_RECORDS, then 1 in RECORD_STRIDE.
