@@ -303,3 +303,19 @@ def test_json_byte_offsets_point_into_a_small_window(tmp_path):
     assert "record [4321] (at or before byte " in text
     byte = int(text.split("at or before byte ")[1].split(")")[0])
     assert start < byte <= start + len(b'"not an object"') + 4096
+
+
+def test_a_json_record_larger_than_the_limit_fails_before_it_is_built(tmp_path):
+    """A record has to be in memory to be converted: one bigger than MAX_RECORD (JSONL's MAX_LINE)
+    fails the unit naming the limit, while the parser reads it, not after building it whole."""
+    from processors.transform.formats import json as json_format
+
+    big = json_format.MAX_RECORD + (1 << 20)
+    doc = b'{"data": [{"id": 1, "text": "ok"}, {"id": 2, "text": "' + b"x" * big + b'"}]}'
+    with pytest.raises(UnitError) as exc:
+        transform(tmp_path, doc, name="d.json", input_format="json", records_path="data", on_error="skip")
+    assert f"a record is larger than {json_format.MAX_RECORD >> 20} MiB" in str(exc.value)
+    assert "d.json" in str(exc.value) and not (tmp_path / "dest" / "d.csv").exists()
+    # Just under the limit converts.
+    doc = b'{"data": [{"id": 2, "text": "' + b"x" * (json_format.MAX_RECORD - 100) + b'"}]}'
+    assert transform(tmp_path, doc, name="e.json", input_format="json", records_path="data")["rows"] == 1

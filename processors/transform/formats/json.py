@@ -25,8 +25,13 @@ DECIMALS = True  # ijson gives non-integer numbers as Decimal (exact); the row f
 BATCH = 500
 BATCH_BYTES = 256 << 10
 READ = 4 << 10  # bytes per parser read: the window a byte offset points into (no slower than 64 KiB: measured)
+BIG_READ = 1 << 20  # bytes per read once a record has taken this much (see _Counted.read)
 HEAD = 1 << 20  # bytes kept from the start, to say what the document holds when no records are found
 _BOM = b"\xef\xbb\xbf"
+# A record has to be in memory to be converted; like JSONL's MAX_LINE, a bigger one is an error, not
+# an OOM kill. Counted as the document's bytes since the previous record ended (so what precedes the
+# first record, or lies between two, counts too: over this much of it is as suspect).
+MAX_RECORD = 64 << 20
 
 
 class JsonDocumentError(InputError):
@@ -41,11 +46,16 @@ class _Counted:
         self.count = 0
         self.head = bytearray()  # from after the BOM
         self.bom = 0
+        self.record_end = 0  # where the last record ended (batches() sets it)
         self._first = True
 
     def read(self, n: int = -1) -> bytes:
         if n == 0:  # ijson asks which type read() returns; not every source reads 0 bytes as b""
             return b""
+        if self.count - self.record_end > BIG_READ:
+            # Deep inside one record: yajl re-scans a token that spans reads from its start on every
+            # read, so a long string read 4 KiB at a time costs time quadratic in its length (8 MiB: 3 s).
+            n = max(n, BIG_READ)
         data = self._src.read(n)
         if self._first and data:
             self._first = False
@@ -54,6 +64,10 @@ class _Counted:
                 self.count += 3
                 self.bom = 3
         self.count += len(data)
+        if self.count - self.record_end > MAX_RECORD + READ:
+            raise JsonDocumentError(f"a record is larger than {MAX_RECORD >> 20} MiB (over {MAX_RECORD >> 20} MiB "
+                                    f"of the document after byte {self.record_end} hold no complete record): "
+                                    "a record has to fit in memory to be converted")
         if len(self.head) < HEAD:
             self.head += data[: HEAD - len(self.head)]
         return data
@@ -72,6 +86,7 @@ def batches(src, cfg):
         for record in _ijson.items(reader, prefix, buf_size=READ):
             records.append(record)
             ends.append(reader.count)
+            reader.record_end = reader.count
             if len(records) >= BATCH or reader.count - start >= BATCH_BYTES:
                 yield _batch(records, ends, label, index)
                 index += len(records)
