@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import DATA, RESULTS, ROOT, Children, Competitor, ensure_input, log, machine_facts, nproc, \
+from bench.run import DATA, RESULTS, ROOT, Children, Competitor, compile_project, ensure_input, log, machine_facts, nproc, \
     sha256, transform_config, warm, write_config
 
 TARGET_LOSS = 0.05  # the drift sample may cost at most 5% of the transform's throughput
@@ -226,6 +226,9 @@ def main() -> None:
     os.environ["PIPELINE_LOCAL_ROOTS"] = os.pathsep.join([str(ROOT), str(work), str(DATA)])
     children = Children(work)
     baseline = Children(work, export(args.baseline, work)) if args.baseline else None
+    compile_project()
+    if baseline is not None:
+        compile_project(baseline.root)
     report = ["# Drift sample cost: transform with drift on vs off", "", *machine_facts(),
               f"- reps: {args.reps} rounds, interleaved; medians; MB = 10^6 bytes; cores: {threads}", ""]
     verdicts = []

@@ -29,6 +29,7 @@ from itertools import islice
 import orjson
 
 from pipeline.errors import DataError
+from processors.transform.formats.jsonl import loads_or_none
 
 HEAD = 1 << 20  # decoded bytes looked at to detect the format (and a document's records_path)
 MAX_DEPTH = 12
@@ -353,18 +354,11 @@ def _first_lines(body: bytes, n: int) -> list[bytes]:
     return lines
 
 
-def _loads(line: bytes):
-    try:
-        return orjson.loads(line)
-    except ValueError:
-        return None
-
-
 def detect_format(body: bytes) -> str:
     lines = _first_lines(body, 2)
     if not lines:
         raise DataError("the sample is empty: nothing to suggest columns from")
-    first = _loads(lines[0])
+    first = loads_or_none(lines[0])
     if first.__class__ is dict:
         if len(lines) == 1:  # a one-line document with its records under a key (an API dump), not one row
             from processors.transform.formats.json import document_shape
@@ -373,7 +367,7 @@ def detect_format(body: bytes) -> str:
                 return "json"
         return "jsonl"
     if first.__class__ is list and not any(v.__class__ is dict for v in first) and \
-            (len(lines) < 2 or _loads(lines[1]).__class__ is list):
+            (len(lines) < 2 or loads_or_none(lines[1]).__class__ is list):
         return "jsonl_arrays"  # one array of values per line (a one-line array of objects is a document)
     if lines[0].lstrip()[:1] in (b"{", b"["):
         return "json"
@@ -382,10 +376,10 @@ def detect_format(body: bytes) -> str:
 
 def _has_header(body: bytes) -> bool:
     lines = _first_lines(body, 2)
-    first = _loads(lines[0]) if lines else None
+    first = loads_or_none(lines[0]) if lines else None
     if not first or not all(isinstance(v, str) and v for v in first) or len(set(first)) != len(first):
         return False
-    second = _loads(lines[1]) if len(lines) > 1 else None
+    second = loads_or_none(lines[1]) if len(lines) > 1 else None
     if isinstance(second, list) and any(not isinstance(v, str) for v in second):
         return True  # names over values
     return all(_IDENTIFIER.match(v) for v in first)

@@ -36,13 +36,14 @@ def _hint(line_no: int, line: bytes, reason: str, cfg) -> str | None:
                  if stripped[:1] == b"{" else "")
         return ('the file looks like one multi-line JSON document, not JSON Lines: set "input_format": "json"'
                 + where)
-    if line_no == 1 and stripped[:1] == b"[" and isinstance(_parses(stripped), list):  # one odd row later is just bad
+    if line_no == 1 and stripped[:1] == b"[" and isinstance(loads_or_none(stripped), list):  # one odd row later is just bad
         return ('its rows are JSON arrays, not objects: set "input_format": "jsonl_arrays" (and "header_row": '
                 'true when the first line names the columns)')
     return None
 
 
-def _parses(text: bytes):
+def loads_or_none(text: bytes):
+    """The JSON value of `text`, or None when it is not JSON (format sniffing: a guess, not an error)."""
     try:
         return orjson.loads(text)
     except ValueError:
