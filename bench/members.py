@@ -38,7 +38,7 @@ def write_members_zip(path: Path, members: int) -> None:
             z.writestr(f"d{i % 100:02d}/m{i:07d}.jsonl", f'{{"id": {i}, "name": "member {i}", "ok": true}}\n')
 
 
-def start_azurite(work: Path):
+def start_azurite(work: Path, in_memory: bool = False):
     sys.path.insert(0, str(ROOT))
     from tests.conftest import free_port, wait_for_port
 
@@ -46,8 +46,9 @@ def start_azurite(work: Path):
     folder = work / "azurite"
     folder.mkdir(exist_ok=True)
     log = open(folder / "azurite.log", "w")
+    where = ["--inMemoryPersistence"] if in_memory else ["--location", str(folder)]
     proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
-                             "--blobPort", str(port), "--location", str(folder), "--skipApiVersionCheck",
+                             "--blobPort", str(port), *where, "--skipApiVersionCheck",
                              "--disableTelemetry", "--loose", "--silent"],
                             stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
@@ -116,11 +117,13 @@ def main() -> None:
     parser.add_argument("--dest", nargs="+", choices=("local", "blob"), default=["local", "blob"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--transform", action="store_true", help="add a transform processor after the decompress")
+    parser.add_argument("--azurite-in-memory", action="store_true",
+                        help="Azurite keeps its data in memory (--inMemoryPersistence) instead of on disk")
     parser.add_argument("--work", help="working folder (default: a new temporary one, removed at the end)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-members-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    azurite, conn = start_azurite(work) if "blob" in args.dest else (None, None)
+    azurite, conn = start_azurite(work, args.azurite_in_memory) if "blob" in args.dest else (None, None)
     rows: list[dict] = []
     try:
         for members in args.members:

@@ -2,7 +2,7 @@
 interleaved (round robin, the order rotating each round), repeated, and are compared by medians
 and ratios.
 
-    python -m bench.run [--mb 200] [--reps 3] [--seed 7] [--shapes events,social] [--flat-sizes 100,1000]
+    python -m bench.run [--mb 200] [--reps 3] [--warmup 1] [--seed 7] [--shapes events,social] [--flat-sizes 100,1000]
                         [--skip-flat] [--skip-duckdb] [--skip-polars]
 
 1. JSONL -> CSV per data shape (events: small nested records; social: wide, deep, long text), by
@@ -152,17 +152,20 @@ class Competitor:
         return statistics.median(values)
 
 
-def run_rounds(children: Children, competitors: list[Competitor], reps: int, title: str) -> None:
-    """Round robin: every competitor once per round; the order rotates so none always goes first."""
-    for r in range(reps):
+def run_rounds(children: Children, competitors: list[Competitor], reps: int, title: str, warmup: int = 0) -> None:
+    """Round robin: every competitor once per round; the order rotates so none always goes first.
+    The first `warmup` rounds are not counted: a competitor's first run after another's pays for
+    loading its code and libraries from disk (the page cache), which later runs do not."""
+    for r in range(-warmup, reps):
         order = competitors[r % len(competitors):] + competitors[: r % len(competitors)]
         for c in order:
             shutil.rmtree(c.out, ignore_errors=True)
             c.out.mkdir(parents=True)
             result = children.run(c.argv)
-            c.runs.append(result)
-            log(f"  {title} round {r + 1}/{reps}: {c.label}: {result['seconds']:.2f} s, "
-                f"peak RSS {result['peak_rss_mb']:.1f} MB")
+            if r >= 0:
+                c.runs.append(result)
+            log(f"  {title} round {f'{r + 1}/{reps}' if r >= 0 else 'warm-up'}: {c.label}: "
+                f"{result['seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.1f} MB")
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -365,6 +368,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=200, help="JSONL input size in MB (10^6 bytes); default 200")
     parser.add_argument("--reps", type=int, default=3, help="rounds of every comparison; default 3")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted rounds before them; default 1")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--shapes", default="events,social", help="data shapes (bench.datagen); default events,social")
     parser.add_argument("--flat-sizes", default="100,1000", help="zip -> CSV sizes, MB uncompressed; default 100,1000")
@@ -387,7 +391,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     children = Children(work)
     report = ["# Benchmark results", "", *machine_facts(),
-              f"- reps: {args.reps} rounds, interleaved (median time, max peak RSS over rounds); "
+              f"- reps: {args.reps} rounds after {args.warmup} uncounted warm-up round(s), interleaved "
+              f"(median time, max peak RSS over counted rounds); "
               f"MB = 10^6 bytes; cores: {threads}", ""]
     targets: list[str] = []
     sections: list[list[str]] = []
@@ -443,7 +448,7 @@ def main() -> None:
                 c.argv = [*cli, write_config(work, f"{shape}-zip2", two_step_config("zip", archives["zip"], c.out, shape)), "-q"]
                 arch.append(c)
             log(f"{shape}: JSONL -> CSV on {src.relative_to(ROOT)} ({mb:.0f} MB)" + (" and zip/gzip -> CSV" if arch else "") + ":")
-            run_rounds(children, competitors + arch, args.reps, shape)
+            run_rounds(children, competitors + arch, args.reps, shape, args.warmup)
 
             # Same output? (each competitor's last round's output is still there)
             lines = count_lines(src)
@@ -509,7 +514,7 @@ def main() -> None:
                 c.argv = [*cli, write_config(work, f"flat-{size:g}", archive_config("zip", z, c.out, "events")), "-q"]
                 flat.append(c)
             log("flat memory:")
-            run_rounds(children, flat, args.reps, "flat")
+            run_rounds(children, flat, args.reps, "flat", args.warmup)
             spread = max(c.rss for c in flat) - min(c.rss for c in flat)
             sec3 = ["## 3. Flat memory: zip -> CSV on local files (CLI, as 2.)", "",
                     table(flat, None, "MB/s (uncompressed)"), "",
@@ -549,7 +554,7 @@ def main() -> None:
     if args.readme and readme:
         facts = dict((k[2:], v.strip()) for k, _, v in (line.partition(":") for line in machine_facts()))
         head = [f"Run of {facts.get('date')}, project commit {facts.get('project commit')}, load average at start "
-                f"{facts.get('load average at start')}, {args.reps} interleaved rounds (`make bench`; the full report "
+                f"{facts.get('load average at start')}, {args.reps} interleaved rounds after {args.warmup} uncounted (`make bench`; the full report "
                 f"with every round is `bench/results/latest.md`). MB/s of input per median wall second, start-up "
                 f"included; peak RSS = the child's own VmHWM; CPU s = its user + system time.", ""]
         update_readme(Path(args.readme), head + readme + ["Targets (issue 10) in this run:", "", *targets, ""])

@@ -230,3 +230,104 @@ def test_300mb_zip_from_and_to_azurite_peak_rss(blob_env, azurite, tmp_path):
     print(f"\n300 MB zip -> CSV (Azurite -> Azurite): {lines} rows, peak RSS {peak:.1f} MB, "
           f"zip fetched {fetched['bytes_fetched'] / fetched['src_bytes']:.4f}x")
     assert peak < 128, f"peak RSS {peak:.1f} MB"
+
+
+def members_unit(client, c, n: int) -> dict:
+    """A zip of n one-line members in the container, and a decompress unit writing them to x/."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(n):
+            zf.writestr(f"d{i % 5}/m{i:04d}.jsonl", f'{{"id": {i}}}\n')
+    upload(client, c, "many.zip", buf.getvalue())
+    return {"processor": {"processor_name": "decompress", "processor_type": "zip", "processor_config": {
+        "src": loc(c, "many.zip"), "dest": loc(c, "x/")}}, "src": {"location": loc(c, "many.zip"), "name": "many.zip",
+                                                                 "size": None}}
+
+
+def wrap_blob_client(monkeypatch, method: str, before):
+    """Wrap BlobClient.<method> (the real SDK call to Azurite): `before(call_number)` runs first."""
+    import threading
+
+    from azure.storage.blob import BlobClient
+
+    real, lock, calls = getattr(BlobClient, method), threading.Lock(), [0]
+
+    def wrapped(self, *args, **kwargs):
+        with lock:
+            calls[0] += 1
+            number = calls[0]
+        before(number)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, method, wrapped)
+    return calls
+
+
+def test_many_members_stage_and_commit_concurrently_within_bounds(blob_env, monkeypatch):
+    """100,000 members must not be 200,000 round trips one after another: blocks are staged and
+    blobs committed several at a time, never more than the writer's thread counts."""
+    import threading
+    import time
+
+    from writers.base import COMMIT_THREADS
+
+    client, c = blob_env
+    peaks = {}
+    for method in ("stage_block", "commit_block_list"):
+        state = {"now": 0, "max": 0}
+        lock = threading.Lock()
+
+        def before(number, state=state, lock=lock):
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+            time.sleep(0.02)  # a round trip to a far service
+            with lock:
+                state["now"] -= 1
+
+        wrap_blob_client(monkeypatch, method, before)
+        peaks[method] = state
+    n = 120
+    result = run_unit(members_unit(client, c, n))
+    assert result["outputs_manifest"]["outputs"] == n
+    assert len([b for b in names(client, c) if b.startswith("x/many/d")]) == n
+    assert 1 < peaks["stage_block"]["max"] <= writers.blob.STAGE_THREADS, peaks
+    assert 1 < peaks["commit_block_list"]["max"] <= COMMIT_THREADS, peaks
+
+
+def test_a_block_failing_on_a_staging_thread_fails_the_unit_with_nothing_visible(blob_env, monkeypatch):
+    from azure.core.exceptions import ServiceRequestError
+
+    client, c = blob_env
+    unit = members_unit(client, c, 400)
+    before = names(client, c)
+
+    def before_call(number):
+        if number == 10:
+            raise ServiceRequestError("Connection reset by peer")
+
+    calls = wrap_blob_client(monkeypatch, "stage_block", before_call)
+    with pytest.raises(UnitError, match=r"x/many/d\d/m\d{4}\.jsonl: staging block 0 failed: .*Connection reset"):
+        run_unit(unit)
+    assert names(client, c) == before  # no member, no manifest: nothing of the unit is visible
+    assert calls[0] < 100, f"{calls[0]} blocks staged after the 10th failed: the unit should stop at once"
+
+
+def test_a_commit_failing_stops_the_commits_and_publishes_no_manifest(blob_env, monkeypatch):
+    from azure.core.exceptions import ServiceRequestError
+
+    from writers.base import COMMIT_THREADS, MANIFEST_PREFIX
+
+    client, c = blob_env
+    unit = members_unit(client, c, 400)
+
+    def before_call(number):
+        if number == 30:
+            raise ServiceRequestError("Connection reset by peer")
+
+    calls = wrap_blob_client(monkeypatch, "commit_block_list", before_call)
+    with pytest.raises(UnitError, match="the commit failed: .*Connection reset"):
+        run_unit(unit)
+    visible = names(client, c)
+    assert not any(MANIFEST_PREFIX in b for b in visible)  # the member manifest goes last: never, after a failure
+    assert calls[0] <= 30 + 5 * COMMIT_THREADS, f"{calls[0]} commits: the first failure should stop them"

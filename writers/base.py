@@ -2,7 +2,9 @@
 
 A Sink is a writable binary file that also counts and hashes what passes through it:
     write(b)   -> stream bytes (local: a temp file in the destination folder; blob: staged blocks)
-    finish()   -> everything written is durable, still invisible
+    finish()   -> everything written is handed over (local: durable), still invisible
+    settle()   -> everything handed over is durable (blob: its blocks staged in the background are
+                  done), or the failure is raised; commit() settles first
     commit()   -> make it visible under its final name (atomic rename / commit block list)
     abort()    -> discard; a pre-existing file of the same name is untouched
 close() without commit() aborts, so an exception, or garbage collection of a forgotten sink,
@@ -17,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
+import threading
 from contextlib import contextmanager
+from itertools import chain
 from typing import Iterator
 
 import orjson
@@ -34,6 +38,38 @@ def bytes_written_total() -> int:
     return _written[0]
 
 
+class Pending:
+    """Work sinks handed over to the background (a blob sink's blocks being staged): how much is
+    in flight, and the first failure. A sink has its own; an OutputSet gives all of its sinks one
+    and settles it before committing any of them, so a failed block fails the unit before anything
+    is visible."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._error is not None:
+                raise self._error
+            self._count += 1
+
+    def done(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self._count -= 1
+            if error is not None and self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    def wait(self, raise_error: bool = True) -> None:
+        with self._cond:
+            while self._count:
+                self._cond.wait()
+            if raise_error and self._error is not None:
+                raise self._error
+
+
 class Sink(io.RawIOBase):
     def __init__(self, location: dict, label: str):
         self.location = location  # where it will be visible: a location dict naming exactly this file
@@ -41,6 +77,7 @@ class Sink(io.RawIOBase):
         self.bytes = 0
         self._sha = hashlib.sha256()
         self._state = "open"  # open -> finished -> committed | aborted | suspended
+        self.pending = Pending()  # an OutputSet replaces it with its own, shared by its sinks
 
     def writable(self) -> bool:
         return True
@@ -68,6 +105,10 @@ class Sink(io.RawIOBase):
             # digest, not the hash state (OpenSSL memory that Python's allocator does not see).
             self._sha = self._sha.hexdigest()
 
+    def settle(self) -> None:
+        """Wait until what this sink handed to the background is done; raise its failure."""
+        self.pending.wait()
+
     def commit(self) -> None:
         self.finish()
         if self._state == "finished":
@@ -89,6 +130,7 @@ class Sink(io.RawIOBase):
     def _resumed(self, state: dict) -> None:
         """Set up a sink resumed from suspend()'s state (the writer's resume_sink calls it first)."""
         io.RawIOBase.__init__(self)
+        self.pending = Pending()  # its unit settled before committing: nothing of it is in flight
         self.location, self.label, self.bytes = state["location"], state["label"], state["bytes"]
         self._sha = state["sha256"]
         self._state = "finished"
@@ -151,6 +193,7 @@ class OutputSet:
         self._spill = None  # suspended sinks beyond those, one JSON line each
         self._names: set[bytes] = set()  # digests of (folder, name): one per output, small
         self._manifest_sink: Sink | None = None
+        self._background = Pending()  # every sink's: settled before anything is committed
         self._created_folders: list[str] = []  # folders suspended sinks made (removed if a failure leaves them empty)
         self.count = 0
         self.bytes = 0
@@ -166,6 +209,7 @@ class OutputSet:
             raise CollisionError(f"two outputs of this unit would both be named {name!r}")
         self._names.add(key)
         sink = open_sink(folder, name)
+        sink.pending = self._background
         try:
             yield sink
             sink.finish()
@@ -200,6 +244,7 @@ class OutputSet:
                 from writers import open_sink
 
                 self._manifest_sink = open_sink(*self._manifest_at)
+                self._manifest_sink.pending = self._background
                 for n, s in self._pending[:self.count - 1]:
                     self._manifest_sink.write(orjson.dumps(s.result(n)) + b"\n")
             self._manifest_sink.write(orjson.dumps(sink.result(name)) + b"\n")
@@ -225,23 +270,15 @@ class OutputSet:
         try:
             if exc_type is None:
                 if manifest is not None:
-                    manifest.finish()  # durable before any output is published
-                for _name, sink in self._pending:
-                    sink.commit()
-                done = []
-                for name, sink in self._suspended():
-                    try:
-                        sink.commit()
-                    finally:
-                        sink.close()
-                    if manifest is None:
-                        done.append(sink.result(name))
+                    manifest.finish()
+                self._background.wait()  # every output and the manifest durable before any is published
+                done = _commit_all(chain(self._pending, self._suspended()), keep=manifest is None)
                 if manifest is not None:
                     manifest.commit()  # last: once visible, everything it lists is
                     self.manifest = {**manifest.result(self._manifest_at[1]), "outputs": self.count,
                                      "outputs_bytes": self.bytes}
                 else:  # no manifest asked for (a writer's own tests): all of them, inline
-                    self.outputs = [sink.result(name) for name, sink in self._pending] + done
+                    self.outputs = done
                 committed = True
         finally:
             if not committed:
@@ -252,9 +289,46 @@ class OutputSet:
             for _, sink in reversed(self._pending):  # the last created first: it may sit in a folder an earlier one made
                 sink.close()  # aborts whatever was not committed
             if not committed:
+                self._background.wait(raise_error=False)  # no block of a failed unit is still being staged
                 _remove_empty(self._created_folders)
             if self._spill is not None:
                 self._spill.close()
+
+
+COMMIT_THREADS = 8  # commits in flight at once: a blob commit or a rename on a share is a round trip
+
+
+def _commit_all(sinks: Iterator[tuple[str, Sink]], keep: bool) -> list[dict]:
+    """Commit every sink, up to COMMIT_THREADS at once, each closed once committed. The first
+    failure stops further commits (those not started are cancelled) and is raised. With `keep`,
+    the results of all of them, in order (a unit without a manifest has at most a few)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    def commit(name: str, sink: Sink) -> dict | None:
+        try:
+            sink.commit()
+        finally:
+            sink.close()
+        return sink.result(name) if keep else None
+
+    pool = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="commit")
+    in_flight: set = set()
+    kept = []
+    try:
+        for name, sink in sinks:
+            future = pool.submit(commit, name, sink)
+            in_flight.add(future)
+            if keep:
+                kept.append(future)
+            if len(in_flight) >= 4 * COMMIT_THREADS:  # bounded: never 100,000 resumed sinks at once
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # the first failure stops the loop
+        for future in wait(in_flight)[0]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [r for r in (future.result() for future in kept) if r is not None]
 
 
 def _key(folder: dict, name: str) -> bytes:
