@@ -103,7 +103,7 @@ def dry_run(config: dict) -> dict:
     from processors import module_for, processor_model
 
     plan = []
-    planned = plan_run(config["processors"])  # refuses collisions, as the run's first listing does
+    planned = plan_run(config["processors"], write_listings=False)  # refuses collisions, as the run's first listing does; writes nothing
     for i, p in enumerate(config["processors"]):
         dest = describe(p["processor_config"]["dest"])
         if p["processor_config"].get("src") is None:

@@ -1,6 +1,8 @@
 """Sources. One module per location type; each provides:
 
-    list_files(location) -> [SourceRef dict]     the files a location selects, sorted by name
+    iter_files(location) -> SourceRef dicts        the files a location selects, sorted by name, one
+                                                   at a time (a folder of 100,000 files is not
+                                                   100,000 dicts at once)
     open_source(location, seekable) -> binary file  a streaming reader (seekable when asked)
     describe(location) -> str                     a label for people: names settings, never secrets
 
@@ -11,7 +13,7 @@ that touches no blob location never loads it.
 from __future__ import annotations
 
 import importlib
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 _TYPES = {"local": "mounters.local", "blob": "mounters.blob", "http": "mounters.http"}
 
@@ -23,9 +25,15 @@ def _module(location: dict):
         raise ValueError(f"unknown location type {location.get('type')!r}") from None
 
 
+def iter_files(location: dict) -> Iterator[dict]:
+    """{"location": <location of exactly that file>, "name": <relative name>, "size": int|None} of
+    each file, sorted by name. The listing itself happens at once (errors are raised here, not at
+    the first next()); the dicts are made as they are taken."""
+    return _module(location).iter_files(location)
+
+
 def list_files(location: dict) -> list[dict]:
-    """[{"location": <location of exactly that file>, "name": <relative name>, "size": int|None}]"""
-    return _module(location).list_files(location)
+    return list(iter_files(location))
 
 
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:

@@ -8,7 +8,7 @@ that is half old, half new. A glob lists only the names under its literal prefix
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
@@ -18,20 +18,19 @@ from mounters.base import select
 from pipeline.errors import MissingSource
 from mounters.ranged import open_ranged
 
-__all__ = ["describe", "list_files", "open_source"]
+__all__ = ["describe", "iter_files", "open_source"]
 
 
-def list_files(location: dict) -> list[dict]:
+def iter_files(location: dict) -> Iterator[dict]:
     sel = select(location.get("path", ""))
     try:
-        blobs = [(b.name, b.size) for b in container_client(location).list_blobs(name_starts_with=sel.prefix or None)]
+        blobs = sorted((b.name, b.size) for b in container_client(location).list_blobs(name_starts_with=sel.prefix or None)
+                       if not b.name.endswith("/") and sel.matches(b.name))
     except AzureError as exc:
         raise translate(exc, location, "listing") from None
-    out = [{"location": {**location, "path": name}, "name": name[len(sel.base):], "size": size}
-           for name, size in sorted(blobs) if not name.endswith("/") and sel.matches(name)]
-    if sel.exact is not None and not out:
+    if sel.exact is not None and not blobs:
         raise MissingSource(f"{describe(location)}: no such blob")
-    return out
+    return ({"location": {**location, "path": name}, "name": name[len(sel.base):], "size": size} for name, size in blobs)
 
 
 class _ViewWriter:

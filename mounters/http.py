@@ -34,7 +34,7 @@ import socket
 import sys
 import threading
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -183,8 +183,8 @@ def _name(location: dict) -> str:
     return safe_relative(name, f"{describe(location)}: name")  # it names the output: no '..', no absolute path
 
 
-def list_files(location: dict) -> list[dict]:
-    return [{"location": location, "name": _name(location), "size": None}]
+def iter_files(location: dict) -> Iterator[dict]:
+    return iter([{"location": location, "name": _name(location), "size": None}])
 
 
 def _secret_headers(location: dict, url: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ Every path is resolved (symlinks followed) and must lie under the operator's loc
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from mounters.base import select
 from pipeline.errors import MissingSource
@@ -20,7 +20,7 @@ def describe(location: dict) -> str:
     return f"local:{location['path']}"
 
 
-def list_files(location: dict) -> list[dict]:
+def iter_files(location: dict) -> Iterator[dict]:
     policy = current()
     sel = select(location["path"])
     policy.local_path(sel.exact if sel.exact is not None else (sel.base or "."))
@@ -40,14 +40,15 @@ def list_files(location: dict) -> list[dict]:
             dirs.sort()
             rel = os.path.relpath(folder, root).replace(os.sep, "/")
             prefix = sel.base + ("" if rel == "." else rel + "/")
-            candidates.extend(prefix + f for f in files)
-    out = []
-    for full in sorted(candidates):
-        if sel.matches(full):
-            policy.local_path(full)
-            out.append({"location": {**location, "path": full}, "name": full[len(sel.base):],
-                        "size": os.path.getsize(full)})
-    return out
+            candidates.extend(prefix + f for f in files if sel.matches(prefix + f))
+    candidates.sort()
+    return _refs(location, sel, candidates, policy)
+
+
+def _refs(location: dict, sel, names: list[str], policy) -> Iterator[dict]:
+    for full in names:
+        policy.local_path(full)
+        yield {"location": {**location, "path": full}, "name": full[len(sel.base):], "size": os.path.getsize(full)}
 
 
 def open_source(location: dict, seekable: bool = False) -> BinaryIO:

@@ -16,14 +16,22 @@ consecutive files, so a processor runs at most MAX_UNITS activities whatever the
 100,000-member archive's transform: 1,000 units of 100 files). The previous processor's outputs
 come inline (a unit with few outputs) or as references to its units' output manifests
 (pipeline.manifests), which planning reads as a stream; a batch unit carries its files inline or
-as a byte range of a manifest (offset and count), never the whole list."""
+as a byte range of a manifest (offset and count), never the whole list. A `src` that selects more
+than MAX_UNITS files is written, as it is listed, to a listing manifest in the processor's `dest`
+(MANIFEST_PREFIX + "list-<processor>.jsonl", committed like any output), and its batch units are
+byte ranges of it: the plan stays ~MAX_UNITS small references, and planning holds a few
+thousand file names at a time, not 100,000 dicts."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from itertools import chain, islice
 
-from mounters import describe, list_files
+import orjson
+
+from mounters import describe, iter_files
+from mounters.base import MANIFEST_PREFIX
 from pipeline.errors import CollisionError
 
 MAX_UNITS = 1000
@@ -34,9 +42,7 @@ def plan_units(processor: dict, previous_outputs: list[dict] | None, run: list[d
     if run is not None:
         return plan_run(run)[0]
     if previous_outputs is None or processor["processor_config"].get("src") is not None:
-        units = _units(processor, None)
-        Claims().add_processor(0, processor, unit_sources(units), within_only=True)
-        return units
+        return _listed(processor, Claims(), 0, within_only=True)[0]
     total = sum(o["manifest"]["outputs"] if "manifest" in o else 1 for o in previous_outputs)
     def resolve(number: int) -> str:  # a collision names both sources: find the earlier one again
         ref = next(r for i, (r, _) in enumerate(_previous(previous_outputs)) if i == number)
@@ -103,9 +109,10 @@ def unit_sources(units: list[dict]):
                 yield from seg.get("files", ())
 
 
-def plan_run(processors: list[dict]) -> list[list[dict] | None]:
+def plan_run(processors: list[dict], write_listings: bool = True) -> list[list[dict] | None]:
     """Each processor's units where they can be known before running (None where not), after
-    checking the whole run's planned outputs for collisions."""
+    checking the whole run's planned outputs for collisions. `write_listings` False (a dry run):
+    a src of more than MAX_UNITS files is planned inline, and nothing is written."""
     claims = Claims()
     plans: list[list[dict] | None] = []
     known: list[dict] | None = None  # the previous processor's outputs, when known before running
@@ -115,13 +122,13 @@ def plan_run(processors: list[dict]) -> list[list[dict] | None]:
         if src is not None and any(_overlap(src, d) for d in dests):
             units = None  # it reads what an earlier processor writes: known only once that one ran
         elif src is not None:
-            units = _units(processor, None)
+            units, known = _listed(processor, claims, index, write_listing=write_listings)
         elif known is not None and index > 0:
-            units = _units(processor, known)
+            units = batched(processor, len(known), ((f, None) for f in _refs(known)))
+            known = claims.add_processor(index, processor, unit_sources(units))
         else:
-            units = None
+            units = known = None
         plans.append(units)
-        known = claims.add_processor(index, processor, unit_sources(units)) if units is not None else None
         cfg = processor["processor_config"]
         dests += [cfg["dest"]] + ([cfg["rejects"]] if cfg.get("rejects") else [])
     return plans
@@ -148,19 +155,54 @@ def _overlap(src: dict, dest: dict) -> bool:
     return folder.startswith(base) and deep
 
 
-def _units(processor: dict, previous_outputs: list[dict] | None) -> list[dict]:
-    """The units of a processor with a `src` (previous_outputs None), or of one reading outputs
-    known before running (given inline)."""
-    src = processor["processor_config"].get("src")
-    if src is not None:
-        files = list_files(src)
-        if not files:
-            raise FileNotFoundError(f"{describe(src)}: matches no files")
-    else:
-        # Names stay relative to the previous destination folder, so structure carries through.
-        files = [{"location": o["location"], "name": o["name"], "size": o.get("bytes")}
-                 for o in (previous_outputs or [])]
-    return batched(processor, len(files), ((f, None) for f in files))
+def _refs(outputs: list[dict]):
+    # Names stay relative to the previous destination folder, so structure carries through.
+    return ({"location": o["location"], "name": o["name"], "size": o.get("bytes")} for o in outputs)
+
+
+def _listed(processor: dict, claims: "Claims", index: int, within_only: bool = False,
+            write_listing: bool = True) -> tuple[list[dict], list[dict] | None]:
+    """The units of a processor with a `src`, its files' outputs claimed as they are listed; and
+    those outputs when their names are all known and there are at most MAX_UNITS (what the next
+    processor plans from before running), else None. Beyond MAX_UNITS files the listing goes to a
+    listing manifest (see the module's docstring) as it is read; a collision aborts it unseen."""
+    src = processor["processor_config"]["src"]
+    files = iter_files(src)
+    first = list(islice(files, MAX_UNITS + 1))
+    if not first:
+        raise FileNotFoundError(f"{describe(src)}: matches no files")
+    if len(first) <= MAX_UNITS or not write_listing:
+        first += files
+        return batched(processor, len(first), ((f, None) for f in first)), \
+            claims.add_processor(index, processor, first, within_only)
+    label = processor_label(processor)
+    claimed = claims.claim_each(index, processor, chain(first, files), within_only,
+                                lambda n: _label(_nth(src, n), index, label, within_only))
+    ref = _write_listing(processor, claimed)
+    from pipeline.manifests import scan
+
+    return batched(processor, ref["outputs"], ((r, (ref["location"], a, b)) for r, a, b in scan(ref))), None
+
+
+def _nth(src: dict, n: int) -> dict:
+    """A src's n-th file, listed again (a collision names it: it was not kept)."""
+    return next(islice(iter_files(src), n, n + 1))
+
+
+def _write_listing(processor: dict, files) -> dict:
+    """Write `files` (source references) to the processor's listing manifest; its reference
+    ({"location", "outputs": count}). Committed only once every file was listed and claimed."""
+    from writers import OutputSet
+
+    name = f"{MANIFEST_PREFIX}list-{processor['processor_name']}.jsonl"
+    count = 0
+    with OutputSet() as outs:
+        with outs.create(processor["processor_config"]["dest"], name) as sink:
+            for f in files:
+                sink.write(orjson.dumps({"name": f["name"], "location": f["location"], "bytes": f["size"]}) + b"\n")
+                count += 1
+    (out,) = outs.outputs
+    return {"location": out["location"], "outputs": count}
 
 
 def output_key(folder: dict, name: str) -> str:
@@ -180,12 +222,23 @@ class Claims:
         self._by_key: dict[bytes, int] = {}
         self._who: list[str] = []  # a label per claiming source, when kept
         self._resolve = resolve  # number -> label of a source not kept (sources streamed from manifests)
+        self._lazy: list[tuple[int, object]] = []  # (first number, n -> label) of sources claimed by claim_each
 
     def add_processor(self, index: int, processor: dict, sources, within_only: bool = False):
         """Claim the outputs of a processor's sources; returns them as outputs (for the next
         processor's planning) when their names are all known, else None."""
         outputs = list(self.claimed(index, processor, sources, within_only, keep=True))
         return None if any(o is None for o in outputs) else outputs
+
+    def claim_each(self, index: int, processor: dict, sources, within_only: bool, label_of):
+        """Claim each source's outputs as it comes, keeping no label (`label_of(n)` makes the n-th
+        source's again for a collision); yields the sources."""
+        first = len(self._who)
+        self._lazy.append((first, label_of))
+        for src in sources:
+            for _ in self.claimed(index, processor, (src,), within_only):
+                pass
+            yield src
 
     def claimed(self, index: int, processor: dict, sources, within_only: bool = False, keep: bool = False):
         """Claim each source's outputs as it comes; yields the planned outputs (None: a folder)."""
@@ -207,11 +260,18 @@ class Claims:
                          None)
         if other_key is not None:
             number = self._by_key[_digest(other_key)]
-            other = self._who[number] or (self._resolve(number) if self._resolve else f"source {number + 1}")
+            other = self._who[number] or self._label_of(number)
             what = "both write" if other_key == key else "write a file and a folder at"
             raise CollisionError(f"{other} and {who()} would {what} {key.rstrip('/')}: outputs would overwrite "
                                  "each other. Give them different destination folders, or narrow the src")
         self._by_key[_digest(key)] = number
+
+
+    def _label_of(self, number: int) -> str:
+        for first, label_of in reversed(self._lazy):
+            if number >= first:
+                return label_of(number - first)  # type: ignore[operator]
+        return self._resolve(number) if self._resolve else f"source {number + 1}"
 
 
 def _digest(key: str) -> bytes:

@@ -180,6 +180,19 @@ def test_a_src_with_more_files_than_max_units_runs_in_batches(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (plan,) = json.loads(proc.stdout)["plan"]
     assert plan["units"] == -(-n // 2) and len(plan["sources"]) == n
+    assert not (tmp_path / "csv").exists()  # a dry run writes nothing, not even the listing manifest
+    # The plan does not carry the file list: its units are byte ranges of the listing manifest,
+    # written to the destination as it was listed, so the list activity's result (the Durable
+    # history's) stays ~MAX_UNITS small references whatever the file count.
+    units = ACTIVITIES["list"]({"processor": config["processors"][0], "previous_outputs": None,
+                               "run": config["processors"]})
+    listing = tmp_path / "csv" / f"{MANIFEST_PREFIX}list-transform.jsonl"
+    assert [orjson.loads(line)["name"] for line in listing.read_bytes().splitlines()] == [
+        f"f{i:05d}.jsonl" for i in range(n)]
+    segments = [seg for u in units for seg in u["batch"]["segments"]]
+    assert all("manifest" in seg and "files" not in seg for seg in segments)
+    per_unit = len(orjson.dumps(units[0]["processor"])) + 400  # the (validated) processor, a batch index and one range
+    assert sum(seg["count"] for seg in segments) == n and len(orjson.dumps(units)) < per_unit * len(units)
     manifest = run(config)
     (step,) = manifest["steps"]
     assert step["units"] == -(-n // 2) <= MAX_UNITS and step["outputs"] == n and manifest["totals"]["rows"] == n
@@ -272,3 +285,22 @@ def test_drift_covers_every_unit_and_every_file_of_a_batch(tmp_path, monkeypatch
     assert step["unmapped"] == [{"path": "new", "lines": n, "units": n // 2},
                                 {"path": "late", "lines": n // 2, "units": n // 2}]
     assert transform["results"][0]["drift"]["unmapped"] == [{"path": "new", "lines": 2}, {"path": "late", "lines": 1}]
+
+
+def test_a_collision_in_a_listing_beyond_max_units_names_both_files_and_writes_nothing(tmp_path, monkeypatch):
+    import pipeline.units
+
+    monkeypatch.setattr(pipeline.units, "MAX_UNITS", 5)  # the listing goes to a manifest beyond 5 files
+    (tmp_path / "in").mkdir()
+    for i in range(12):
+        (tmp_path / "in" / f"f{i:02d}.jsonl").write_text(f'{{"id": {i}}}\n')
+    (tmp_path / "in" / "a.jsonl").write_text('{"id": 1}\n')
+    (tmp_path / "in" / "a.ndjson").write_text('{"id": 2}\n')
+    processor = {"processor_name": "transform", "processor_type": "JSONL", "processor_config": {
+        "src": {"type": "local", "path": f"{tmp_path}/in/"}, "dest": local(tmp_path / "csv"),
+        "columns": [{"name": "id", "path": "id"}]}}
+    for run_ in ([processor], None):  # the run's first listing, and a processor's own
+        result = ACTIVITIES["list"]({"processor": processor, "previous_outputs": None, "run": run_})
+        assert f"local:{tmp_path}/in/a.jsonl" in result["failed"] and f"local:{tmp_path}/in/a.ndjson" in result["failed"]
+        assert f"would both write local:{tmp_path}/csv/a.csv" in result["failed"]
+        assert not os.path.exists(tmp_path / "csv") or files(tmp_path / "csv") == []
