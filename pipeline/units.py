@@ -49,9 +49,15 @@ def plan_units(processor: dict, previous_outputs: list[dict] | None, run: list[d
         return describe(ref["location"])
 
     claims = Claims(resolve)
-    for _ in claims.claimed(0, processor, (ref for ref, _ in _previous(previous_outputs)), within_only=True):
-        pass  # the collision check first, before any unit exists
-    return batched(processor, total, _previous(previous_outputs))
+
+    def claimed(entries):  # one pass over the manifests: each output claimed as it is batched
+        for ref, where in entries:
+            for _ in claims.claimed(0, processor, (ref,), within_only=True):
+                pass
+            yield ref, where
+
+    # A collision raises while planning, so no unit exists yet when it does.
+    return batched(processor, total, claimed(_previous(previous_outputs)))
 
 
 def _previous(previous_outputs: list[dict]):
