@@ -390,7 +390,8 @@ def main() -> None:
     compile_project()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     children = Children(work)
-    report = ["# Benchmark results", "", *machine_facts(),
+    at_start = machine_facts()  # the README's line quotes these too: the date and load when the run began
+    report = ["# Benchmark results", "", *at_start,
               f"- reps: {args.reps} rounds after {args.warmup} uncounted warm-up round(s), interleaved "
               f"(median time, max peak RSS over counted rounds); "
               f"MB = 10^6 bytes; cores: {threads}", ""]
@@ -552,7 +553,7 @@ def main() -> None:
     os.replace(tmp, out)
     log(f"written to {out}")
     if args.readme and readme:
-        facts = dict((k[2:], v.strip()) for k, _, v in (line.partition(":") for line in machine_facts()))
+        facts = dict((k[2:], v.strip()) for k, _, v in (line.partition(":") for line in at_start))
         head = [f"Run of {facts.get('date')}, project commit {facts.get('project commit')}, load average at start "
                 f"{facts.get('load average at start')}, {args.reps} interleaved rounds after {args.warmup} uncounted (`make bench`; the full report "
                 f"with every round is `bench/results/latest.md`). MB/s of input per median wall second, start-up "
