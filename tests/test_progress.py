@@ -15,9 +15,11 @@ def test_progress_lines_carry_bytes_percent_rows_and_rejects(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     total = 0
+    # Long enough for several 0.05 s ticks on any machine: the Python path (~40-50 MB/s here) on
+    # ~21 MB; the native kernel did 4 MB in under one tick, leaving only the final line.
     for k in range(2):
         with open(folder / f"part-{k}.jsonl", "w") as f:
-            for i in range(40_000):
+            for i in range(200_000):
                 f.write(json.dumps({"id": i, "v": {"x": "y" * (i % 50)}}) + "\n")
             f.write("not json\n" * (k + 1))  # rejected (on_error skip): 3 in all
         total += (folder / f"part-{k}.jsonl").stat().st_size
@@ -25,7 +27,8 @@ def test_progress_lines_carry_bytes_percent_rows_and_rejects(tmp_path):
     config.write_text(json.dumps({"processors": [{
         "processor_name": "transform", "processor_type": "JSONL", "processor_config": {
             "src": {"type": "local", "path": f"{folder}/*.jsonl"}, "dest": {"type": "local", "path": f"{tmp_path}/csv/"},
-            "columns": [{"name": "id", "path": "id"}, {"name": "x", "path": "v.x"}], "on_error": "skip"}}]}))
+            "columns": [{"name": "id", "path": "id"}, {"name": "x", "path": "v.x"}], "on_error": "skip",
+            "engine": "python"}}]}))
     proc = run_cli("run", str(config), "--progress-interval", "0.05", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     lines = [m for m in map(LINE.match, proc.stderr.splitlines()) if m]
@@ -34,7 +37,7 @@ def test_progress_lines_carry_bytes_percent_rows_and_rejects(tmp_path):
     assert last["stage"].strip() == "units 2/2"
     assert float(last["total"]) == round(total / 1e6, 1) and float(last["read"]) == float(last["total"])
     assert last["pct"] == "100"
-    assert last["rows"] == "80,000" and last["rejects"] == "3"
+    assert last["rows"] == "400,000" and last["rejects"] == "3"
     rows = [int(m["rows"].replace(",", "")) for m in lines]
     assert rows == sorted(rows)
 

@@ -95,7 +95,9 @@ class BlobSink(Sink):
     def _write(self, b) -> None:
         self._buf += b
         while len(self._buf) >= self._block_size:
-            self._stage(bytes(self._buf[: self._block_size]))
+            with memoryview(self._buf) as view:  # one copy of the block (a slice of the bytearray would be a second)
+                block = bytes(view[: self._block_size])
+            self._stage(block)
             del self._buf[: self._block_size]
 
     def _stage(self, data: bytes) -> None:
