@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from array import array
 from itertools import chain, islice
 
 import orjson
@@ -184,10 +185,9 @@ def _listed(processor: dict, claims: "Claims", index: int, within_only: bool = F
     label = processor_label(processor)
     claimed = claims.claim_each(index, processor, chain(first, files), within_only,
                                 lambda n: _label(_nth(src, n), index, label, within_only))
-    ref = _write_listing(processor, claimed)
-    from pipeline.manifests import scan
-
-    return batched(processor, ref["outputs"], ((r, (ref["location"], a, b)) for r, a, b in scan(ref))), None
+    location, ends = _write_listing(processor, claimed)
+    # Batched from the line offsets noted while writing, not by reading the listing back.
+    return batched(processor, len(ends), ((None, (location, a, b)) for a, b in zip(chain((0,), ends), ends))), None
 
 
 def _nth(src: dict, n: int) -> dict:
@@ -195,20 +195,21 @@ def _nth(src: dict, n: int) -> dict:
     return next(islice(iter_files(src), n, n + 1))
 
 
-def _write_listing(processor: dict, files) -> dict:
-    """Write `files` (source references) to the processor's listing manifest; its reference
-    ({"location", "outputs": count}). Committed only once every file was listed and claimed."""
+def _write_listing(processor: dict, files) -> tuple[dict, array]:
+    """Write `files` (source references) to the processor's listing manifest, in the output
+    manifest's line format (pipeline.manifests); its location and the end offset of each line (8
+    bytes a file). Committed only once every file was listed and claimed."""
     from writers import OutputSet
 
     name = f"{MANIFEST_PREFIX}list-{processor['processor_name']}.jsonl"
-    count = 0
+    ends = array("q")
     with OutputSet() as outs:
         with outs.create(processor["processor_config"]["dest"], name) as sink:
             for f in files:
                 sink.write(orjson.dumps({"name": f["name"], "location": f["location"], "bytes": f["size"]}) + b"\n")
-                count += 1
+                ends.append(sink.bytes)
     (out,) = outs.outputs
-    return {"location": out["location"], "outputs": count}
+    return out["location"], ends
 
 
 def output_key(folder: dict, name: str) -> str:
