@@ -45,20 +45,14 @@ def plan_units(processor: dict, previous_outputs: list[dict] | None, run: list[d
     if previous_outputs is None or processor["processor_config"].get("src") is not None:
         return _listed(processor, Claims(), 0, within_only=True)[0]
     total = sum(o["manifest"]["outputs"] if "manifest" in o else 1 for o in previous_outputs)
-    def resolve(number: int) -> str:  # a collision names both sources: find the earlier one again
-        ref = next(r for i, (r, _) in enumerate(_previous(previous_outputs)) if i == number)
-        return describe(ref["location"])
 
-    claims = Claims(resolve)
+    def label_of(number: int) -> str:  # a collision names both sources: find the earlier one again
+        return describe(next(islice(_previous(previous_outputs), number, number + 1))[0]["location"])
 
-    def claimed(entries):  # one pass over the manifests: each output claimed as it is batched
-        for ref, where in entries:
-            for _ in claims.claimed(0, processor, (ref,), within_only=True):
-                pass
-            yield ref, where
-
-    # A collision raises while planning, so no unit exists yet when it does.
-    return batched(processor, total, claimed(_previous(previous_outputs)))
+    # One pass over the manifests: each output claimed as it is batched (a collision raises while
+    # planning, so no unit exists yet when it does).
+    return batched(processor, total, Claims().claim_each(0, processor, _previous(previous_outputs), True, label_of,
+                                                         source=lambda entry: entry[0]))
 
 
 def _previous(previous_outputs: list[dict]):
@@ -225,10 +219,9 @@ class Claims:
     Keys are kept as 16-byte digests and sources as numbers (memory stays small for 100,000
     outputs); a collision names both sources (the earlier one found again by its number)."""
 
-    def __init__(self, resolve=None):
+    def __init__(self) -> None:
         self._by_key: dict[bytes, int] = {}
         self._who: list[str] = []  # a label per claiming source, when kept
-        self._resolve = resolve  # number -> label of a source not kept (sources streamed from manifests)
         self._lazy: list[tuple[int, object]] = []  # (first number, n -> label) of sources claimed by claim_each
 
     def add_processor(self, index: int, processor: dict, sources, within_only: bool = False):
@@ -237,15 +230,16 @@ class Claims:
         outputs = list(self.claimed(index, processor, sources, within_only, keep=True))
         return None if any(o is None for o in outputs) else outputs
 
-    def claim_each(self, index: int, processor: dict, sources, within_only: bool, label_of):
-        """Claim each source's outputs as it comes, keeping no label (`label_of(n)` makes the n-th
-        source's again for a collision); yields the sources."""
+    def claim_each(self, index: int, processor: dict, items, within_only: bool, label_of, source=lambda item: item):
+        """Claim each item's source's outputs as it comes, keeping no label (`label_of(n)` makes the
+        n-th source's again for a collision); yields the items (streamed sources: a src's listing,
+        a previous processor's manifests)."""
         first = len(self._who)
         self._lazy.append((first, label_of))
-        for src in sources:
-            for _ in self.claimed(index, processor, (src,), within_only):
+        for item in items:
+            for _ in self.claimed(index, processor, (source(item),), within_only):
                 pass
-            yield src
+            yield item
 
     def claimed(self, index: int, processor: dict, sources, within_only: bool = False, keep: bool = False):
         """Claim each source's outputs as it comes; yields the planned outputs (None: a folder)."""
@@ -278,7 +272,7 @@ class Claims:
         for first, label_of in reversed(self._lazy):
             if number >= first:
                 return label_of(number - first)  # type: ignore[operator]
-        return self._resolve(number) if self._resolve else f"source {number + 1}"
+        return f"source {number + 1}"
 
 
 def _digest(key: str) -> bytes:
