@@ -212,6 +212,26 @@ def test_corrupt_member_names_it_and_publishes_nothing(tmp_path, damage):
     assert (tmp_path / "out/a/a.jsonl").read_bytes() == b"previous run"
 
 
+@pytest.mark.parametrize("method", ["deflate", "bzip2", "lzma"])
+def test_damaged_compressed_data_is_the_members_permanent_error(tmp_path, method):
+    # Each decompressor raises its own type on damaged bytes (bz2 a plain OSError, which alone would
+    # read as I/O and be retried): all are said as the member's data error, and not retried.
+    body = os.urandom(40_000).hex().encode()
+    with zipfile.ZipFile(tmp_path / "a.zip", "w", METHODS[method]) as zf:
+        zf.writestr("sub/b.jsonl", body)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        info = zf.getinfo("sub/b.jsonl")
+    data = bytearray((tmp_path / "a.zip").read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 8
+    data[start:start + 256] = bytes(256)
+    (tmp_path / "a.zip").write_bytes(bytes(data))
+    with pytest.raises(UnitError) as exc:
+        run_unit(unit(tmp_path, "zip", "a.zip"))
+    assert str(exc.value).startswith(f"local:{tmp_path}/a.zip: member 'sub/b.jsonl': "), str(exc.value)
+    assert exc.value.permanent, str(exc.value)
+    assert_nothing_written(tmp_path)
+
+
 @pytest.mark.parametrize("evil", ["../evil.jsonl", "/abs.jsonl", "a/../../evil.jsonl", "C:\\evil.jsonl",
                                   "..\\evil.jsonl"])
 def test_zip_slip_is_refused_and_nothing_is_written(tmp_path, evil):

@@ -6,7 +6,12 @@ overwrites the same names. All members of one archive are committed together."""
 
 from __future__ import annotations
 
+import gzip
 import io
+import lzma
+import tarfile
+import zipfile
+import zlib
 from contextlib import contextmanager
 
 from mounters import open_source
@@ -23,6 +28,11 @@ def archive_folder(src_name: str, suffixes: tuple[str, ...]) -> str:
 
     return replace_suffix(src_name, suffixes) + "/"
 
+
+# What reading a member raises when its bytes are damaged (zip.py says its decompressors' errors as
+# BadZipFile): a MemberError naming the member. Anything else keeps its own class: a destination
+# or source that fails mid-member is I/O, retried (a 5xx staging a block is not bad data).
+DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError)
 
 DRY_RUN_LISTED = 1000  # members listed per archive by --dry-run (the counts cover them all)
 
@@ -110,9 +120,7 @@ def extract(processor, src: dict, outs, seekable: bool, members_of, suffixes: tu
             try:
                 with outs.create(dest, f"{stem}/{rel}") as sink:
                     copy_stream(stream, sink, charge=lambda n: budget.add(n, name))
-            except (MemberError, LimitExceeded):
-                raise
-            except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), EOFError, ...
+            except DAMAGED as exc:
                 raise MemberError(f"member {name!r}: {type(exc).__name__}: {exc}") from exc
         stats = source_stats(f, src)
     result = {**stats, "members_skipped": skipped}

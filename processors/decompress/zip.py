@@ -272,11 +272,11 @@ class ZipMember:
             if d is None:
                 data = self._raw(min(limit, _RAW)) if self._left else None
             elif self._zlib and d.unconsumed_tail:
-                data = d.decompress(d.unconsumed_tail, limit)
+                data = self._decode(d.unconsumed_tail, limit)
             elif not self._zlib and not d.eof and not d.needs_input:
-                data = d.decompress(b"", limit)
+                data = self._decode(b"", limit)
             elif self._left and not d.eof:
-                data = d.decompress(self._raw(_RAW), limit)
+                data = self._decode(self._raw(_RAW), limit)
             else:
                 data = None
             if data is None:
@@ -287,6 +287,15 @@ class ZipMember:
                 self._size += len(data)
                 return data
         return b""
+
+    def _decode(self, raw: bytes, limit: int) -> bytes:
+        # A decompressor works on bytes alone: whatever it raises means the member's data is damaged
+        # (isal's IsalError, bz2's plain OSError, LZMAError), never I/O, so it is said as BadZipFile,
+        # one of the decoders' errors the decompress processor reports as the member's (a DataError).
+        try:
+            return self._inflate.decompress(raw, limit)
+        except (isal_zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+            raise zipfile.BadZipFile(f"damaged compressed data: {exc}") from None
 
     def close(self) -> None:
         self._done = True
