@@ -19,7 +19,7 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, cast
 
 from isal import isal_zlib
 
@@ -210,6 +210,11 @@ def positional_reader(f):
     return read_at
 
 
+# isal's stubs do not say its `error` is an exception class; it is (igzip_lib.IsalError).
+_DECODER_ERRORS: tuple[type[Exception], ...] = (cast(type[Exception], isal_zlib.error), OSError, lzma.LZMAError,
+                                                EOFError, ValueError)
+
+
 class ZipMember:
     """A member's data, read from the archive's own bytes (local header, then the data) and
     inflated as its method says; its size and CRC-32 are checked at the end."""
@@ -294,7 +299,7 @@ class ZipMember:
         # one of the decoders' errors the decompress processor reports as the member's (a DataError).
         try:
             return self._inflate.decompress(raw, limit)
-        except (isal_zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+        except _DECODER_ERRORS as exc:
             raise zipfile.BadZipFile(f"damaged compressed data: {exc}") from None
 
     def close(self) -> None:
