@@ -182,6 +182,10 @@ def test_a_concurrent_commit_names_its_cause(blob_env):
     for sink in (first, second):
         sink.write(b"x" * 1000)
         sink.finish()
+        # Blocks are staged on background threads: the second writer's block must be staged before
+        # the first commits (a commit discards the blob's uncommitted blocks), else it is staged
+        # after, survives, and both commits succeed (a flake seen once in a fresh-clone run).
+        sink.settle()
     first.commit()
     with pytest.raises(OSError, match="another writer committed this blob while this unit was writing it"):
         second.commit()
