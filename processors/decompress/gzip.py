@@ -7,11 +7,10 @@ bad gzip stream; a failing destination reports its own error."""
 from __future__ import annotations
 
 import gzip
-import zlib
 
 from mounters import open_source
 from pipeline.errors import DataError
-from processors.decompress import GZIP_MAGIC, sniff
+from processors.decompress import DAMAGED, GZIP_MAGIC, sniff
 from processors.decompress.limits import ArchiveBudget, counted
 from processors.stream import COPY_BUFFER, replace_suffix, source_stats
 
@@ -42,7 +41,7 @@ def run(processor, src: dict, outs) -> dict:
             while True:
                 try:
                     n = stream.readinto(view)
-                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                except DAMAGED as exc:
                     raise DataError(f"not a readable gzip stream: {exc}") from None
                 if not n:
                     break

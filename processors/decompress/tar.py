@@ -13,9 +13,9 @@ from __future__ import annotations
 import gzip
 import os
 import tarfile
-import zlib
 
 from processors.decompress import (
+    DAMAGED,
     GZIP_MAGIC,
     MemberError,
     NotExtracted,
@@ -50,7 +50,7 @@ def _entries(f):
             archive = tarfile.open(fileobj=gz, mode="r|", tarinfo=_StrictTarInfo, bufsize=_READ)
         else:
             archive = tarfile.open(fileobj=stream, mode="r|*", tarinfo=_StrictTarInfo, bufsize=_READ)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except DAMAGED as exc:
         raise MemberError(f"not a readable tar archive: {exc}") from None
     with archive:
         try:
@@ -59,7 +59,7 @@ def _entries(f):
             if gz is not None:  # read to the gzip trailer: fails if it is missing, checks the CRC
                 while gz.read(_READ):
                     pass
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        except DAMAGED as exc:
             raise MemberError(f"tar archive is damaged: {exc}") from None
 
 
